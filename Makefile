@@ -1,0 +1,29 @@
+# LLaRA ROS 2 workspace. Everything installs into .venv; nothing outside the repo.
+#   make setup   create .venv, install pinned deps, fix up the ROS wheels, colcon build
+#   make test    setup + lint + every package's tests (colcon test) + tests/
+#   make bench   benchmarks (print ratios against a baseline measured in the same run)
+#   make clean   remove build/, install/, log/ (keeps .venv)
+SHELL := /bin/bash
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.PHONY: help setup test lint bench clean distclean
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	@bash tools/test.sh
+
+lint: setup
+	@source env.sh && ruff check src tests tools
+
+bench: setup
+	@bash tools/bench.sh
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf .venv
