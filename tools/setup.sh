@@ -60,7 +60,6 @@ if [[ "$(cat "$venv/.llara-deps" 2>/dev/null)" == "$want" ]]; then
 else
   say "installing pinned dependencies (first run: about 2 minutes)"
   start=$SECONDS
-  python -m pip install --disable-pip-version-check --quiet --upgrade "pip>=23" 2>&1 | grep -v "is ignored" || true
   python -m pip install --disable-pip-version-check --quiet "${req_args[@]}" 2>&1 | { grep -v -E "is ignored: it is neither" || true; }
   test "${PIPESTATUS[0]}" -eq 0
   echo "$want" > "$venv/.llara-deps"
@@ -74,7 +73,13 @@ fi
 
 # --- 4. colcon build ----------------------------------------------------------------
 stamp="$root/install/.llara-build-stamp"
-if [[ -f "$stamp" && -z "$(find src colcon.meta "$venv/.llara-deps" -newer "$stamp" -print -quit 2>/dev/null)" ]]; then
+# Python sources are symlink-installed, so only files colcon copies or generates from
+# (package metadata, interfaces, launch/config data) need a rebuild when they change.
+changed=$(find src colcon.meta "$venv/.llara-deps" -newer "$stamp" \( -name package.xml \
+  -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt -o -name '*.msg' -o -name '*.srv' \
+  -o -name '*.action' -o -path '*/resource/*' -o -path '*/launch/*' -o -path '*/config/*' \
+  -o -name colcon.meta -o -name .llara-deps \) -print -quit 2>/dev/null || true)
+if [[ -f "$stamp" && -z "$changed" ]]; then
   say "workspace build up to date (skipping colcon build)"
 else
   say "colcon build"
