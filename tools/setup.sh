@@ -14,7 +14,10 @@ req="$root/tools/requirements"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. mode and interpreter ------------------------------------------------------
-if [[ -n "${ROS_DISTRO:-}" && -d "/opt/ros/${ROS_DISTRO}" && ":${AMENT_PREFIX_PATH:-}:" == *":/opt/ros/${ROS_DISTRO}:"* ]]; then
+# A system ROS 2 counts as sourced when ROS_DISTRO names an install under /opt/ros
+# that is on AMENT_PREFIX_PATH (what /opt/ros/<distro>/setup.bash does).
+ros_root=${LLARA_SYSTEM_ROS_ROOT:-/opt/ros}
+if [[ -n "${ROS_DISTRO:-}" && -d "$ros_root/${ROS_DISTRO}" && ":${AMENT_PREFIX_PATH:-}:" == *":$ros_root/${ROS_DISTRO}:"* ]]; then
   mode="system-${ROS_DISTRO}"
   python_bin=${LLARA_PYTHON:-/usr/bin/python3}
   say "using the sourced system ROS 2 '${ROS_DISTRO}' (venv with system site packages; no ROS wheels)"
@@ -23,6 +26,7 @@ else
   python_bin=${LLARA_PYTHON:-python3}
   say "no system ROS 2 sourced: using ROS 2 kilted wheels from PyPI in .venv"
 fi
+if [[ "${1:-}" == --print-mode ]]; then echo "$mode"; exit 0; fi
 py_version=$("$python_bin" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [[ $mode == wheels && $py_version != 3.11 ]]; then
   echo "setup: the ROS 2 wheel set is tested with Python 3.11, found $py_version at $python_bin;" \
