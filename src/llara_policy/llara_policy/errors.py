@@ -69,3 +69,7 @@ class SimError(LlaraError):
 
 class ValueRangeError(LlaraError, ValueError):
     """A domain value (point, angle, size) is outside its documented range."""
+
+
+class PromptError(LlaraError, ValueError):
+    """A prompt or answer text cannot be built from the given inputs (names the bad input)."""
