@@ -33,7 +33,7 @@ DEFAULT_CAMERA_FRAME = 'camera_color_optical_frame'
 # xArm URDF base link (xArm-Developer/xarm_ros2).
 DEFAULT_BASE_FRAME = 'link_base'
 
-Mapping = Union[PinholeCamera, TableHomography, VimaFixedMap]
+PixelMapping = Union[PinholeCamera, TableHomography, VimaFixedMap]
 MAPPING_KINDS = {
     PinholeCamera: 'pinhole', TableHomography: 'homography', VimaFixedMap: 'vima_fixed'}
 
@@ -51,13 +51,16 @@ def _check_frame(field: str, value) -> None:
                                f'got {value!r}')
 
 
-def _check_size(field: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _check_size(field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise CalibrationError(f'{field} must be an integer > 0, got {value!r}')
+    return int(value)
 
 
 def _check_real(field: str, value, minimum: float = -math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool)
+    if not number or not math.isfinite(value):
         raise CalibrationError(f'{field} must be a finite number, got {value!r}')
     if value < minimum:
         raise CalibrationError(f'{field} must be >= {minimum:g}, got {value!r}')
@@ -86,7 +89,7 @@ class Calibration:
     camera_id: str
     image_width_px: int
     image_height_px: int
-    mapping: Mapping
+    mapping: PixelMapping
     table_z_m: float
     date: str
     method: str
@@ -97,8 +100,8 @@ class Calibration:
 
     def __post_init__(self):
         _check_name('camera_id', self.camera_id)
-        _check_size('image_width_px', self.image_width_px)
-        _check_size('image_height_px', self.image_height_px)
+        for field in ('image_width_px', 'image_height_px'):
+            object.__setattr__(self, field, _check_size(field, getattr(self, field)))
         if type(self.mapping) not in MAPPING_KINDS:
             raise CalibrationError(f'mapping must be one of {sorted(MAPPING_KINDS.values())}, '
                                    f'got {type(self.mapping).__name__}')
@@ -190,9 +193,22 @@ def calibration_to_dict(cal: Calibration) -> dict:
     return data
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block-style mappings, with lists of numbers on one line ([x, y, z])."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list):
+    flow = all(not isinstance(item, (list, dict)) for item in data)
+    return dumper.represent_sequence('tag:yaml.org,2002:seq', data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
 def save_calibration(cal: Calibration, path) -> None:
     """Write `cal` as a version-1 YAML file (floats written exactly, so loading round-trips)."""
-    text = yaml.safe_dump(calibration_to_dict(cal), sort_keys=False, default_flow_style=None)
+    text = yaml.dump(calibration_to_dict(cal), Dumper=_Dumper, sort_keys=False,
+                     default_flow_style=False)
     Path(path).write_text(_HEADER + text, encoding='utf-8')
 
 

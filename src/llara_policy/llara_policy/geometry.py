@@ -6,7 +6,6 @@ integer values at pixel centres, (0, 0) the centre of the top-left pixel. The ca
 optical frame (REP-103 `_optical`: +x right, +y down, +z forward); the base frame is the robot's
 (e.g. xArm `link_base`: x forward, y left, z up). Lengths are metres.
 """
-from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 
@@ -25,26 +24,34 @@ _QUAT_NORM_TOLERANCE = 1e-6
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+
+
+def _leaves(values) -> list:
+    """Flatten nested lists, tuples and arrays into their scalar leaves."""
+    if isinstance(values, np.ndarray):
+        return list(values.reshape(-1))
+    if isinstance(values, (list, tuple)):
+        return [leaf for value in values for leaf in _leaves(value)]
+    return [values]
+
+
 def _finite_floats(name: str, values, length: int) -> tuple[float, ...]:
-    """Return `values` as a tuple of `length` finite Python floats or raise ValueRangeError."""
-    try:
-        array = np.asarray(values, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueRangeError(f'{name} must be {length} finite numbers, got {values!r}') from None
-    if array.size != length or not np.all(np.isfinite(array)) or _has_bool(values):
+    """Return `values` (possibly nested) as `length` finite Python floats or raise.
+
+    Strings and booleans are rejected even where numpy would convert them ('1', True).
+    """
+    leaves = _leaves(values)
+    if len(leaves) != length or not all(_is_number(v) and math.isfinite(v) for v in leaves):
         raise ValueRangeError(f'{name} must be {length} finite numbers, got {values!r}')
-    return tuple(float(v) for v in array)
-
-
-def _has_bool(values) -> bool:
-    return isinstance(values, Sequence) and any(isinstance(v, bool) for v in values)
+    return tuple(float(v) for v in leaves)
 
 
 def _finite_float(name: str, value, minimum: float = -math.inf) -> float:
     """Return `value` as a finite float > `minimum` (when given) or raise ValueRangeError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueRangeError(f'{name} must be a finite number, got {value!r}')
-    if not math.isfinite(value):
+    if not _is_number(value) or not math.isfinite(value):
         raise ValueRangeError(f'{name} must be a finite number, got {value!r}')
     if value <= minimum:
         raise ValueRangeError(f'{name} must be > {minimum:g}, got {value!r}')

@@ -147,6 +147,7 @@ PINHOLE_CORRUPTIONS = [
     (put('pinhole', 'cy_px', math.nan), 'pinhole.cy_px'),
     (put('pinhole', 'distortion', [0.0, 0.0, 0.0, 0.0]), 'pinhole.distortion'),
     (put('pinhole', 'distortion', 'none'), 'pinhole.distortion'),
+    (put('pinhole', 'distortion', ['0', '0', '0', '0', '0']), 'pinhole.distortion'),
     (put('pinhole', 'distortion', [0.0, 0.0, 0.0, 0.0, math.inf]), 'pinhole.distortion'),
     (put('pinhole', 'k1', 0.1), 'unknown key pinhole.k1'),
     (drop('pinhole', 'cx_px'), 'missing key pinhole.cx_px'),
@@ -169,6 +170,8 @@ HOMOGRAPHY_CORRUPTIONS = [
     (put('homography', 'base_xy_from_pixel', [[1, 0, 0], [0, 1, 0]]),
      'homography.base_xy_from_pixel must be 3 rows of 3'),
     (put('homography', 'base_xy_from_pixel', [[1, 0, 0], [0, 1, 0], [0, 'x', 1]]),
+     'homography.base_xy_from_pixel'),
+    (put('homography', 'base_xy_from_pixel', [[1, 0, 0], [0, 1, 0], [0, 0, True]]),
      'homography.base_xy_from_pixel'),
     (put('homography', 'extra', 1), 'unknown key homography.extra'),
     (drop('homography'), 'missing key homography'),
@@ -224,6 +227,14 @@ def test_constructor_validates_too():
     with pytest.raises(CalibrationError, match='mapping must be one of'):
         dataclasses.replace(pinhole(), mapping='pinhole')
     assert pinhole().kind == 'pinhole' and vima_fixed_calibration().kind == 'vima_fixed'
+
+
+def test_numpy_scalars_are_stored_as_plain_numbers(tmp_path):
+    cal = dataclasses.replace(homography(), table_z_m=np.float32(0.5),
+                              image_width_px=np.int64(640), fit_rms_m=np.float64(0.001))
+    assert type(cal.table_z_m) is float and type(cal.image_width_px) is int
+    save_calibration(cal, tmp_path / 'c.yaml')
+    assert load_calibration(tmp_path / 'c.yaml') == cal
 
 
 def test_mapper_rejects_a_preprocess_for_another_camera_size():

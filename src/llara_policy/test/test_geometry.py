@@ -65,6 +65,8 @@ def test_transform_conventions():
     {'translation_m': (0.0, 0.0, 0.0), 'quat_xyzw': (0.0, 0.0, 0.0, 2.0)},
     {'translation_m': (0.0, 0.0, 0.0), 'quat_xyzw': (0.0, 0.0, 1.0)},
     {'translation_m': 'abc', 'quat_xyzw': (0.0, 0.0, 0.0, 1.0)},
+    {'translation_m': ('1', '2', '3'), 'quat_xyzw': (0.0, 0.0, 0.0, 1.0)},
+    {'translation_m': (0.0, 0.0, 0.0), 'quat_xyzw': (False, False, False, True)},
 ])
 def test_transform_rejects_bad_values(kwargs):
     with pytest.raises(ValueRangeError):
