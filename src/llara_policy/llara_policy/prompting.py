@@ -141,16 +141,18 @@ def step_template(effector: Effector, spacing: ActionSpacing = ActionSpacing.REL
 
 def format_step(step: ActionStep, spacing: ActionSpacing = ActionSpacing.RELEASED,
                 history: bool = False) -> str:
-    """One step sentence without the `Step k: ` prefix.
+    """Write one step sentence, without the `Step k: ` prefix.
 
     The object is written as `<p>NAME</p>`, or as the word `object` when `history` is set (the
     history form of spec 3.4) or the step has no object text.
     """
     template = step_template(step.effector, spacing)
     if history or not step.object_text:
-        template = template.replace(OBJECT_PHRASE, HISTORY_OBJECT)
+        template, name = template.replace(OBJECT_PHRASE, HISTORY_OBJECT), ''
+    else:
+        name = _checked_phrase('object_text', step.object_text)
     return template.format(
-        object=_checked_phrase('object_text', step.object_text),
+        object=name,
         pick_x=_unit_text(step.pick.x_norm), pick_y=_unit_text(step.pick.y_norm),
         rotation=int(step.rotation_cw_deg),
         place_x=_unit_text(step.place.x_norm), place_y=_unit_text(step.place.y_norm))
@@ -158,7 +160,7 @@ def format_step(step: ActionStep, spacing: ActionSpacing = ActionSpacing.RELEASE
 
 def format_answer(steps: Sequence[ActionStep],
                   spacing: ActionSpacing = ActionSpacing.RELEASED) -> str:
-    """Answer text: one line per step, `Step k: ` prefixed unless the step's number is 0."""
+    """Write answer text: one line per step, `Step k: ` prefixed unless its number is 0."""
     return '\n'.join(
         (STEP_PREFIX.format(k=step.step_number) if step.step_number else '')
         + format_step(step, spacing) for step in steps)
@@ -191,6 +193,7 @@ def parse_answer(text: str) -> ParsedAnswer:
     pos = 0
     while (start := _STEP_START.search(text, pos)) is not None:
         verb_at = start.end()
+        # No verb after `Step k:` fails the suction grammar and is then diagnosed against both.
         effector = _VERB_EFFECTORS.get(text[verb_at:verb_at + 1], Effector.SUCTION)
         match = _STEP_GRAMMARS[effector].match(text, verb_at)
         if match is None:
@@ -212,8 +215,9 @@ def _raise_unless_unfinished(text: str, pos: int) -> None:
     found = [grammar.diagnose(text, pos) for grammar in _STEP_GRAMMARS.values()]
     if any(diagnosis.unfinished for diagnosis in found):
         return
-    worst = max(found, key=lambda diagnosis: diagnosis.position)
-    raise ParseError(f'malformed action step: expected {worst.expected}', text, worst.position)
+    furthest = max(found, key=lambda diagnosis: diagnosis.position)
+    raise ParseError(f'malformed action step: expected {furthest.expected}', text,
+                     furthest.position)
 
 
 def _step_from_match(match: re.Match, effector: Effector, step_text: str | None, text: str,

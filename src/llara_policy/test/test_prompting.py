@@ -1,4 +1,5 @@
 """Golden, round-trip and fuzz tests of llara_policy.prompting (llara-spec.md sections 1-3)."""
+import contextlib
 import hashlib
 import random
 import re
@@ -293,6 +294,7 @@ def test_image_token_swap_and_aux_questions():
         localization_question('red <block>', random.Random(2))
     with pytest.raises(PromptError):
         format_step(step((0.1, 0.1), (0.1, 0.1), 0, 'two\nlines'))
+    assert 'the object at' in format_step(step((0.1, 0.1), (0.1, 0.1), 0, '<x>'), history=True)
 
 
 # --- Properties --------------------------------------------------------------------------------
@@ -332,10 +334,32 @@ def test_format_parse_identity(actions, spacing):
     assert parse_answer(history).steps == tuple(unnamed)
 
 
-@settings(max_examples=4000, deadline=None, database=None)
-@given(st.text(max_size=300))
+# Pieces of the grammar, so that random texts get deep into a step before going wrong.
+PIECES = ('Step 1: ', 'Step 12:', 'Pick up the ', 'Sweep the ', '<p>', 'red block', '</p>',
+          ' at ', 'object', '<b>', '(', '0.5', '1.25', '-0.1', ', ', ',  ', ')', '</b>',
+          ', rotate ', '<r>', '[', '-12', '400', ']', '</r>', ' degrees, and ', 'drop it', 'stop',
+          ' at <b>(', '.', '\n', ' ', '{', '}')
+
+
+def piece_soup(seed):
+    rng = random.Random(seed)
+    return ''.join(rng.choice(PIECES) if rng.random() < 0.9 else chr(rng.randrange(0x2fff))
+                   for _ in range(rng.randint(0, 40)))
+
+
+# Seeds rather than st.randoms() or st.lists(): every Hypothesis draw costs ~100x a random() call.
+seeds = st.integers(0, 2**32 - 1)
+garbage = st.one_of(st.text(max_size=300), seeds.map(piece_soup))
+
+
+# Fuzz budget: 3600 + 4500 + 1500 + 400 (identity) = 10,000 examples, about 5 s.
+@settings(max_examples=3600, deadline=None, database=None)
+@given(garbage)
 def test_arbitrary_text_raises_only_parse_error(text):
     check_parse_is_safe(text)
+    for parse in (parse_scene, parse_object_description):
+        with contextlib.suppress(ParseError):
+            parse(text)
 
 
 MUTATION_CHARS = '0123456789.,-()[]<>/bpr \nStep:9e'
@@ -356,16 +380,19 @@ def mutate(rng, text):
     return text
 
 
-# Seeds rather than st.randoms(): every draw from a Hypothesis Random costs ~100x more.
-seeds = st.integers(0, 2**32 - 1)
-
-
 @settings(max_examples=4500, deadline=None, database=None)
 @given(seeds)
 def test_mutated_answers_raise_only_parse_error(seed):
     rng = random.Random(seed)
     actions = [random_step(rng) for _ in range(rng.randint(1, 3))]
-    check_parse_is_safe(mutate(rng, format_answer(actions, rng.choice(list(ActionSpacing)))))
+    text = format_answer(actions, rng.choice(list(ActionSpacing)))
+    check_parse_is_safe(mutate(rng, text))
+    # A cut-off answer yields a prefix of the steps, each complete and exact, or ParseError.
+    try:
+        parsed = parse_answer(text[:rng.randint(0, len(text))])
+    except ParseError:
+        return
+    assert parsed.steps == tuple(actions[:len(parsed.steps)])
 
 
 @settings(max_examples=1500, deadline=None, database=None)
