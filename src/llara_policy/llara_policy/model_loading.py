@@ -1,0 +1,194 @@
+"""Load an image-text-to-text model and its processor for inference, as `PolicyConfig` says.
+
+Device, dtype and quantization are resolved here once: bitsandbytes 8-bit / 4-bit NF4 models
+are placed with `device_map` at load time (calling `.to()` on them raises, see openvla#145),
+torch dynamic int8 is applied after loading on CPU. Every failure is a `ModelError` (or a
+`ConfigError` for an option this machine cannot run) that names the problem, because a policy
+node that cannot load its model must say why at start-up.
+"""
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import warnings
+
+import torch
+from torch import nn
+import transformers
+from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+
+from llara_policy.errors import ConfigError, ModelError
+from llara_policy.policy_config import PolicyConfig
+
+_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+# Modules kept out of bitsandbytes quantization: the vision tower and projector are small and
+# precision-sensitive (LLaVA's own 4-bit loader keeps CLIP in fp16), lm_head as transformers does.
+_BNB_SKIP = ['vision_tower', 'visual', 'multi_modal_projector', 'lm_head']
+# Config keys of the original LLaVA layout (haotian-liu/LLaVA LlavaConfig), not loadable here.
+_ORIGINAL_LAYOUT_KEYS = ('mm_vision_tower', 'mm_projector_type')
+_PROCESSOR_FILES = ('processor_config.json', 'preprocessor_config.json')
+_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'tokenizer.model')
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference, with the processor, device and dtype it runs with."""
+
+    model: nn.Module
+    processor: object
+    device: torch.device
+    dtype: torch.dtype
+    quantization: str
+
+
+def quiet_library_warnings() -> None:
+    """Silence warnings that fire on every call and say nothing actionable (feasibility 3)."""
+    warnings.filterwarnings('ignore', message='.*MatMul8bitLt: inputs will be cast.*')
+    warnings.filterwarnings('ignore', message='.*torch.ao.quantization is deprecated.*')
+    warnings.filterwarnings('ignore', message='.*quantize_dynamic.*deprecated.*')
+    warnings.filterwarnings('ignore', category=DeprecationWarning, module='torch.ao')
+    transformers.utils.logging.disable_progress_bar()
+    # "Failed to load CPU gemm_4bit_forward from kernels-community" (an optional hub download).
+    transformers.utils.logging.set_verbosity_error()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; a CUDA device on a machine without one fails."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f'device {name!r} needs CUDA, which this machine does not have '
+                              f"(torch {torch.__version__}); use device 'cpu' or 'auto'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f'device {name!r} does not exist: this machine has '
+                              f'{torch.cuda.device_count()} CUDA device(s)')
+    return device
+
+
+def resolve_dtype(config: PolicyConfig, device: torch.device) -> torch.dtype:
+    """Return the dtype of weights and activations; check CUDA-only and CPU-only choices."""
+    if config.quantization == 'dynamic_int8':
+        if device.type != 'cpu':
+            raise ConfigError("quantization 'dynamic_int8' runs on CPU only; on CUDA use "
+                              "'int8' or 'nf4'")
+        return torch.float32
+    if config.dtype == 'auto':
+        # float16 matches LLaRA's eval on GPUs; bf16 is the fastest exact-enough CPU choice
+        # (tests/bench/bench_policy.py; feasibility.md section 3).
+        return torch.float16 if device.type == 'cuda' else torch.bfloat16
+    if config.dtype == 'float16' and device.type == 'cpu':
+        raise ConfigError("dtype 'float16' is for CUDA; on CPU use 'bfloat16' or 'float32'")
+    return _DTYPES[config.dtype]
+
+
+def check_model_directory(path: str) -> Path:
+    """Return the model directory or raise ModelError saying what is missing or wrong."""
+    if not path:
+        raise ModelError('PolicyConfig.model_path is empty: set it to a Hugging Face model '
+                         'directory (see llara_import_checkpoint for LLaRA releases)')
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise ModelError(f'model directory {str(directory)!r} does not exist or is not a '
+                         'directory')
+    config_file = directory / 'config.json'
+    if not config_file.is_file():
+        raise ModelError(f'{str(directory)!r} has no config.json: not a Hugging Face model '
+                         'directory')
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f'cannot read {str(config_file)!r}: {error}') from error
+    if any(key in config for key in _ORIGINAL_LAYOUT_KEYS):
+        raise ModelError(
+            f'{str(directory)!r} is an original-layout LLaVA/LLaRA checkpoint (config has '
+            f"{', '.join(k for k in _ORIGINAL_LAYOUT_KEYS if k in config)}); convert it first: "
+            'llara_import_checkpoint --checkpoint DIR --vision-tower CLIP_DIR --output OUT')
+    if not list(directory.glob('*.safetensors')) and not list(directory.glob('*.bin')):
+        raise ModelError(f'{str(directory)!r} has no weights (*.safetensors or *.bin)')
+    if not any((directory / name).is_file() for name in _PROCESSOR_FILES):
+        raise ModelError(f'{str(directory)!r} has no processor: expected one of '
+                         f'{", ".join(_PROCESSOR_FILES)}')
+    if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelError(f'{str(directory)!r} has no tokenizer: expected one of '
+                         f'{", ".join(_TOKENIZER_FILES)}')
+    return directory
+
+
+def _quantization_config(config: PolicyConfig, dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    if config.quantization == 'int8':
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=_BNB_SKIP)
+    if config.quantization == 'nf4':
+        # Double quantization as LLaVA's --load-4bit; compute in the model dtype.
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
+                                  bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+                                  llm_int8_skip_modules=_BNB_SKIP)
+    return None
+
+
+def load_model(config: PolicyConfig) -> LoadedModel:
+    """Load the model and processor of `config.model_path` for inference."""
+    quiet_library_warnings()
+    directory = check_model_directory(config.model_path)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config, device)
+    if config.attn_implementation == 'flash_attention_2' and device.type != 'cuda':
+        raise ConfigError("attn_implementation 'flash_attention_2' needs CUDA; on CPU use "
+                          "'sdpa' or 'eager'")
+    if device.type == 'cpu' and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        processor = AutoProcessor.from_pretrained(directory)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(f'cannot load the processor of {str(directory)!r}: {error}') from error
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            directory, dtype=dtype, device_map={'': device},
+            quantization_config=_quantization_config(config, dtype),
+            attn_implementation=config.attn_implementation)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as error:
+        raise ModelError(f'cannot load the model in {str(directory)!r}: {error}') from error
+    model.eval()
+    model.requires_grad_(False)
+    if config.quantization == 'dynamic_int8':
+        # Weights become packed int8, activations are quantized per call; fp32 elsewhere.
+        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    check_processor_matches(model, processor, str(directory))
+    return LoadedModel(model, processor, device, dtype, config.quantization)
+
+
+def check_processor_matches(model: nn.Module, processor, where: str) -> None:
+    """Raise ModelError when the processor would feed the model ids or images it cannot take."""
+    config = model.config
+    tokenizer = getattr(processor, 'tokenizer', None)
+    if tokenizer is None or getattr(processor, 'image_processor', None) is None:
+        raise ModelError(f'the processor in {where!r} ({type(processor).__name__}) has no '
+                         'tokenizer or image processor: an image-text-to-text model needs both')
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise ModelError(f'processor does not match the model in {where!r}: the tokenizer has '
+                         f'{len(tokenizer)} tokens, the model embeds only {vocab}')
+    image_token_id = getattr(config, 'image_token_id', None)
+    processor_image_id = getattr(processor, 'image_token_id', None)
+    if image_token_id is not None and processor_image_id is not None \
+            and image_token_id != processor_image_id:
+        raise ModelError(f'processor does not match the model in {where!r}: image token id '
+                         f'{processor_image_id} in the processor, {image_token_id} in the model')
+    crop = getattr(processor.image_processor, 'crop_size', None)
+    vision_size = getattr(getattr(config, 'vision_config', None), 'image_size', None)
+    if crop and vision_size and (crop['height'], crop['width']) != (vision_size, vision_size):
+        raise ModelError(f'processor does not match the model in {where!r}: it makes '
+                         f'{crop["height"]}x{crop["width"]} px images, the vision tower takes '
+                         f'{vision_size}x{vision_size}')
+    expected = getattr(config, 'image_seq_length', None)
+    patch = getattr(processor, 'patch_size', None)
+    if expected and crop and patch and hasattr(processor, 'num_additional_image_tokens'):
+        tokens = (crop['height'] // patch) * (crop['width'] // patch)
+        tokens += processor.num_additional_image_tokens
+        if getattr(processor, 'vision_feature_select_strategy', None) == 'default':
+            tokens -= 1  # the CLS feature is dropped
+        if tokens != expected:
+            raise ModelError(
+                f'processor does not match the model in {where!r}: it makes {tokens} image '
+                f'tokens ({crop["height"]}x{crop["width"]} px, patch {patch}), the model '
+                f'expects {expected}')
