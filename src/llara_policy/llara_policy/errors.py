@@ -52,6 +52,14 @@ class ArmError(LlaraError):
         super().__init__(f'{message} (code {code})')
 
 
+class ControllerError(ArmError):
+    """The controller holds an error (SDK code 1); `error_code` is its code, e.g. 35 boundary."""
+
+    def __init__(self, message: str, error_code: int, code: int = 1):
+        self.error_code = error_code
+        super().__init__(message, code)
+
+
 class NotConnectedError(ArmError):
     """The arm is not connected (xArm SDK code -1)."""
 

@@ -1,0 +1,1 @@
+"""Arms: the xArm SDK-shaped `Arm` protocol, its code converter, motion primitives, adapters."""
