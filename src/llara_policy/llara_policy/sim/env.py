@@ -1,0 +1,265 @@
+"""`SimEnv`: a VIMA-style task in the sim world, stepped through the same arm code as the robot.
+
+`reset(seed)` builds a task scene and returns the first front-camera frame; `step(action)` runs
+`arms.primitives.pick_and_place` on a `SimArm` (the executor's code path with a simulated arm)
+and scores the task. `step_model` takes LLaRA's model-frame `ActionStep` and maps it through the
+sim camera's calibration exactly as the executor maps a real camera's points; `oracle()` gives
+the scripted expert's next step in both frames. One env owns two pybullet clients (scene and
+reference images), so several envs run side by side in one process.
+"""
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, check_code
+from llara_policy.arms.primitives import PickPlaceConfig, enable, go_home, pick_and_place
+from llara_policy.arms.sim import SimArm, SimArmConfig
+from llara_policy.calibration import ModelFrameMapper, RotationConvention
+from llara_policy.errors import ArmError, ConfigError, SimError
+from llara_policy.geometry import BasePoint
+from llara_policy.preprocessing import FramePreprocess
+from llara_policy.sim.camera import front_camera
+from llara_policy.sim.episode import (
+    EVAL_BONUS_STEPS,
+    WORKSPACE_X_M,
+    WORKSPACE_Y_M,
+    EpisodeInfo,
+    OracleAction,
+    Partition,
+    Split,
+    TableAction,
+    TaskPrompt,
+    check_seed,
+)
+from llara_policy.sim.objects import Role
+from llara_policy.sim.task_base import Progress, TaskContext, vocabulary
+from llara_policy.sim.tasks import TASKS, make_task
+from llara_policy.sim.world import SimWorld, WorldConfig
+from llara_policy.types import (
+    MODEL_FRAME_HEIGHT_PX,
+    MODEL_FRAME_WIDTH_PX,
+    ActionStep,
+    Effector,
+    ImagePoint,
+)
+from llara_policy.vima_map import llara_rotation_from_yaw_delta
+
+# A scene whose random layout found no room is re-drawn (same rng, so still deterministic).
+_BUILD_ATTEMPTS = 5
+# The sim's primitive speeds: simulated time costs physics steps, not wall time, so the sim arm
+# moves at speeds an xArm6 can do (<= 1000 mm/s) but faster than a careful real set-up.
+SIM_PICK_PLACE = PickPlaceConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
+                                 probe_speed_mm_s=120.0)
+
+
+@dataclass(frozen=True)
+class SimEnvConfig:
+    """Which task, partition and seed split; renderer; arm and primitive settings.
+
+    The step limit is the task's VIMA oracle_max_steps plus `bonus_steps` (VIMA's evaluation
+    allows 2; LLaRA's evaluation caps episodes at 8 steps instead).
+    """
+
+    task: str = 'visual_manipulation'
+    partition: Partition = Partition.PLACEMENT
+    split: Split = Split.TRAIN
+    renderer: str = 'auto'
+    bonus_steps: int = EVAL_BONUS_STEPS
+    settle_steps: int = 480
+    pick_place: PickPlaceConfig = SIM_PICK_PLACE
+    arm: SimArmConfig = SimArmConfig()
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f'SimEnvConfig.task must be one of {sorted(TASKS)}, '
+                              f'got {self.task!r}')
+        if not isinstance(self.bonus_steps, int) or self.bonus_steps < 0:
+            raise ConfigError(f'SimEnvConfig.bonus_steps must be an integer >= 0, '
+                              f'got {self.bonus_steps!r}')
+
+
+@dataclass(frozen=True)
+class SimObservation:
+    """The policy's view of one moment.
+
+    `rgb` is the model frame (H, W, 3) uint8; `segm` its segmentation (H, W) int32 of body ids
+    (-1: none; `EpisodeInfo.object_names` names them); `effector` the end effector.
+    """
+
+    rgb: np.ndarray = field(compare=False, repr=False)
+    segm: np.ndarray = field(compare=False, repr=False)
+    effector: Effector = Effector.SUCTION
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The outcome of one step.
+
+    The new frame, VIMA's success/failure, whether the episode is over, whether the suction
+    gripped something, and the number of steps taken so far.
+    """
+
+    obs: SimObservation
+    success: bool
+    failure: bool
+    done: bool
+    picked: bool
+    steps: int
+
+
+class SimEnv:
+    """A task episode in the sim: reset(seed) -> observation, step(action) -> result."""
+
+    def __init__(self, config: SimEnvConfig = SimEnvConfig()):
+        self.config = config
+        self.world = SimWorld(WorldConfig(config.renderer))
+        self._reference_world = SimWorld(WorldConfig(config.renderer, with_robot=False))
+        self.camera = front_camera()
+        self.calibration = self.camera.calibration()
+        self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(
+            MODEL_FRAME_WIDTH_PX, MODEL_FRAME_HEIGHT_PX))
+        self.task = make_task(config.task)
+        self.arm = SimArm(self.world, config.arm)
+        self._setup = None
+        self._progress = Progress()
+        self._done = True
+
+    @property
+    def info(self) -> EpisodeInfo:
+        """The current episode's prompt, objects and limits (after reset)."""
+        if self._setup is None:
+            raise SimError('no episode yet: call reset(seed) first')
+        return self._info
+
+    @property
+    def step_limit(self) -> int:
+        """Steps allowed per episode: the task's max_steps plus the bonus steps."""
+        return self.task.max_steps + self.config.bonus_steps
+
+    def close(self) -> None:
+        """Release both pybullet clients."""
+        self.world.close()
+        self._reference_world.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def reset(self, seed: int) -> SimObservation:
+        """Build the task's scene for `seed` (same seed, same scene and pixels); first frame."""
+        check_seed(self.config.split, self.config.partition, seed)
+        rng = np.random.default_rng(seed)
+        for attempt in range(_BUILD_ATTEMPTS):
+            self.world.reset()
+            self.arm.world_was_reset()
+            ctx = TaskContext(self.world, self._reference_world, self.camera, rng,
+                              vocabulary(self.config.partition))
+            try:
+                self._setup = self.task.build(ctx)
+                break
+            except SimError:
+                if attempt == _BUILD_ATTEMPTS - 1:
+                    raise
+        self.world.settle(self.config.settle_steps)
+        if self.arm.state != 2 or self.arm.error_code:
+            enable(self.arm)
+        self._progress = Progress()
+        self._done = False
+        setup = self._setup
+        self._info = EpisodeInfo(
+            task=self.task.name, partition=self.config.partition, seed=int(seed),
+            prompt=TaskPrompt(setup.template, setup.placeholders),
+            object_names={obj.body_id: obj.name for obj in setup.objects},
+            objects=setup.objects, max_steps=self.task.max_steps)
+        return self.observe()
+
+    def observe(self) -> SimObservation:
+        """Render the front camera now (the arm is at home, out of view, between steps)."""
+        rgb, segm = self.world.render(self.camera)
+        names = self._info.object_names if self._setup is not None else {}
+        segm = np.where(np.isin(segm, list(names)), segm, -1).astype(np.int32)
+        return SimObservation(rgb, segm)
+
+    def step(self, action: TableAction) -> StepResult:
+        """Execute one pick-and-place (points clipped to the workspace, as VIMA clips)."""
+        if self._done:
+            raise SimError('the episode is over (or not started): call reset(seed)')
+        pick = _clip_to_workspace(action.pick_xy_m)
+        place = _clip_to_workspace(action.place_xy_m)
+        picked_body = self.world.top_body(pick)
+        held = self.world.objects.get(picked_body)
+        radius = held.radius_m() if held is not None and held.role is Role.DRAGGED else 0.0
+        place_support_m = self.world.surface_height(place, radius, exclude=(picked_body,))
+        picked = True
+        try:
+            pick_and_place(self.arm, (pick[0] * 1000, pick[1] * 1000, 0.0),
+                           (place[0] * 1000, place[1] * 1000, place_support_m * 1000),
+                           action.yaw_change_deg, self.config.pick_place)
+        except ArmError as error:
+            if error.code != CODE_SUCTION_TIMEOUT:
+                raise
+            picked = False
+            self._recover()
+        self.world.settle(self.config.settle_steps)
+        self._progress.steps += 1
+        success, failure = self.task.score(self.world, self._setup, self._progress)
+        self._done = success or failure or self._progress.steps >= self.step_limit
+        return StepResult(self.observe(), success, failure, self._done, picked,
+                          self._progress.steps)
+
+    def step_model(self, step: ActionStep) -> StepResult:
+        """Execute LLaRA's model-frame step through the calibration (the executor's path)."""
+        pick = self.mapper.model_point_to_base(step.pick)
+        place = self.mapper.model_point_to_base(step.place)
+        yaw_rad = self.mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
+                                                        RotationConvention.LLARA)
+        return self.step(TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m),
+                                     math.degrees(yaw_rad)))
+
+    def model_point(self, xy_m) -> ImagePoint:
+        """Return the normalized model-frame point of a table point (z = 0)."""
+        return self.mapper.base_to_model_point(BasePoint(float(xy_m[0]), float(xy_m[1]), 0.0))
+
+    def oracle(self) -> OracleAction:
+        """Return the scripted expert's next step, robot frame and LLaRA's ActionStep."""
+        if self._done:
+            raise SimError('the episode is over (or not started): call reset(seed)')
+        goal = self.task.oracle_goal(self.world, self._setup, self._progress)
+        position, yaw = self.world.object_pose(goal.body_id)
+        kind = self.world.objects[goal.body_id]
+        grasp = np.array(kind.grasp_xy_m())
+        yaw_change = 0.0
+        if goal.check_yaw:
+            yaw_change = math.degrees(math.remainder(goal.yaw_rad - yaw, 2 * math.pi))
+        pick = position[:2] + _rotate(grasp, yaw)
+        place = np.array(goal.xy_m) + _rotate(grasp, yaw + math.radians(yaw_change))
+        action = TableAction((float(pick[0]), float(pick[1])), (float(place[0]), float(place[1])),
+                             yaw_change)
+        name = self._info.object_names[goal.body_id]
+        step = ActionStep(self.model_point(pick), self.model_point(place),
+                          llara_rotation_from_yaw_delta(yaw_change), object_text=name)
+        return OracleAction(action, step, name)
+
+    def _recover(self) -> None:
+        """After a grip that never came: suction off, lift, go home (every code checked)."""
+        check_code(self.arm.set_vacuum_gripper(False), 'set_vacuum_gripper(off)', self.arm)
+        code, pose = self.arm.get_position()
+        check_code(code, 'get_position', self.arm)
+        config = self.config.pick_place
+        check_code(self.arm.set_position(x=pose[0], y=pose[1], z=config.travel_height_mm,
+                                         roll=config.roll_deg, pitch=config.pitch_deg,
+                                         yaw=config.pick_yaw_deg, speed=config.approach_speed_mm_s,
+                                         wait=True), 'set_position (lift)', self.arm)
+        go_home(self.arm, config)
+
+
+def _clip_to_workspace(xy) -> tuple[float, float]:
+    return (float(np.clip(xy[0], *WORKSPACE_X_M)), float(np.clip(xy[1], *WORKSPACE_Y_M)))
+
+
+def _rotate(xy: np.ndarray, yaw_rad: float) -> np.ndarray:
+    c, s = math.cos(yaw_rad), math.sin(yaw_rad)
+    return np.array([c * xy[0] - s * xy[1], s * xy[0] + c * xy[1]])
