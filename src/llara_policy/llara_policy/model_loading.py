@@ -22,7 +22,10 @@ from llara_policy.policy_config import PolicyConfig
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 # Modules kept out of bitsandbytes quantization: the vision tower and projector are small and
 # precision-sensitive (LLaVA's own 4-bit loader keeps CLIP in fp16), lm_head as transformers does.
-_BNB_SKIP = ['vision_tower', 'visual', 'multi_modal_projector', 'lm_head']
+# transformers 5 matches these as regexes from the start of a module's full name (4.x matched
+# substrings, which the plain names cover).
+_BNB_SKIP_NAMES = ('vision_tower', 'visual', 'multi_modal_projector', 'lm_head')
+_BNB_SKIP = [*_BNB_SKIP_NAMES, *(r'.*\.' + name for name in _BNB_SKIP_NAMES)]
 # Config keys of the original LLaVA layout (haotian-liu/LLaVA LlavaConfig), not loadable here.
 _ORIGINAL_LAYOUT_KEYS = ('mm_vision_tower', 'mm_projector_type')
 _PROCESSOR_FILES = ('processor_config.json', 'preprocessor_config.json')
@@ -45,6 +48,8 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings('ignore', message='.*MatMul8bitLt: inputs will be cast.*')
     warnings.filterwarnings('ignore', message='.*torch.ao.quantization is deprecated.*')
     warnings.filterwarnings('ignore', message='.*quantize_dynamic.*deprecated.*')
+    warnings.filterwarnings('ignore', message='.*quantized tensor creation functions.*')
+    warnings.filterwarnings('ignore', message='.*torch.jit.script_method.*deprecated.*')
     warnings.filterwarnings('ignore', category=DeprecationWarning, module='torch.ao')
     transformers.utils.logging.disable_progress_bar()
     # "Failed to load CPU gemm_4bit_forward from kernels-community" (an optional hub download).

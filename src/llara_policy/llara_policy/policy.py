@@ -94,7 +94,7 @@ class VlmPolicy:
         # LLaVA's expand2square colour: tuple(int(x * 255) for x in image_mean).
         self._fill_rgb = tuple(int(m * 255) for m in mean)
         self.eos_ids = self._eos_ids()
-        vocab = self.model.get_output_embeddings().weight.shape[0] \
+        vocab = self.model.get_output_embeddings().out_features \
             if config.decoding == 'template' else 0
         self._table = TokenTable(self.tokenizer, vocab, self.eos_ids) if vocab else None
         self.answer_lead = self._answer_lead()

@@ -1,0 +1,156 @@
+"""LLaVA/LLaRA original-layout import: identical logits, LLaVA's input ids, clear errors."""
+import json
+import random
+import shutil
+
+import numpy as np
+from original_layout import known_model, write_original_layout
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from llara_policy import checkpoint_import, prompting, tiny_models
+from llara_policy.errors import ModelError, ParseError
+from llara_policy.policy import VlmPolicy
+from llara_policy.policy_config import PolicyConfig
+from llara_policy.types import Effector, Observation
+
+TASK = 'Put the <p>red letter R</p> into the <p>green bowl</p>.'
+
+
+@pytest.fixture(scope='module')
+def release(tmp_path_factory):
+    """A known tiny model, its original-layout checkpoint + CLIP directory, and the import."""
+    root = tmp_path_factory.mktemp('release')
+    model, vocab = known_model(tiny_models.TINY, root / 'checkpoint')
+    write_original_layout(model, vocab, root / 'checkpoint', root / 'clip')
+    checkpoint_import.import_checkpoint(root / 'checkpoint', root / 'clip', root / 'imported')
+    return model, vocab, root
+
+
+def prompt() -> str:
+    turn = prompting.build_user_turn(TASK, Effector.SUCTION)
+    return prompting.with_image_token(prompting.generation_prompt(turn), '<image>')
+
+
+def frame() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (128, 256, 3), dtype=np.uint8)
+
+
+def assert_same_logits(model, vocab, directory):
+    processor = AutoProcessor.from_pretrained(directory)
+    imported = AutoModelForImageTextToText.from_pretrained(directory).eval()
+    inputs = processor(images=frame(), text=prompt(), return_tensors='pt')
+    with torch.inference_mode():
+        expected = model(**inputs).logits[..., :vocab]  # (1, T, vocab)
+        actual = imported(**inputs).logits  # (1, T, rows)
+    assert torch.equal(actual[..., :vocab], expected)
+    # The rows added for <image>, <pad> and padding never win a greedy choice.
+    assert (actual[..., vocab:].amax(-1) < actual[..., :vocab].amax(-1)).all()
+
+
+def test_imported_model_gives_the_known_models_logits(release):
+    model, vocab, root = release
+    assert_same_logits(model, vocab, root / 'imported')
+    config = json.loads((root / 'imported' / 'config.json').read_text())
+    assert config['image_token_index'] == vocab and config['pad_token_id'] == vocab + 1
+    assert config['text_config']['vocab_size'] % checkpoint_import.VOCAB_MULTIPLE == 0
+    assert config['vision_feature_layer'] == -2
+
+
+@pytest.mark.parametrize('fmt', ['bin', 'safetensors'])
+def test_pytorch_bin_shards_and_stored_vision_towers_import_too(release, tmp_path, fmt):
+    model, vocab, root = release
+    (tmp_path / 'checkpoint').mkdir()
+    shutil.copy(root / 'checkpoint' / 'tokenizer.model', tmp_path / 'checkpoint')
+    write_original_layout(model, vocab, tmp_path / 'checkpoint', tmp_path / 'clip', fmt=fmt,
+                          with_vision_tower=True)
+    checkpoint_import.import_checkpoint(tmp_path / 'checkpoint', tmp_path / 'clip',
+                                        tmp_path / 'out')
+    assert_same_logits(model, vocab, tmp_path / 'out')
+
+
+def test_prompt_ids_are_those_of_llava_tokenizer_image_token(release):
+    """LLaVA tokenizes the text around <image> separately (each piece with BOS and the
+    SentencePiece prefix marker) and joins the pieces with the image index, dropping BOS."""
+    _, _, root = release
+    tokenizer = AutoProcessor.from_pretrained(root / 'imported').tokenizer
+    before, after = prompt().split('<image>')
+    image = tokenizer.convert_tokens_to_ids('<image>')
+    llava = tokenizer(before).input_ids + [image] + tokenizer(after).input_ids[1:]
+    assert tokenizer(prompt()).input_ids == llava
+    assert tokenizer.convert_ids_to_tokens(llava[llava.index(image) + 1]) == '\u2581'
+    answer = prompting.format_answer([tiny_models.random_step(random.Random(0))])
+    ids = tokenizer(answer, add_special_tokens=False).input_ids
+    assert tokenizer.decode(ids) == answer
+
+
+def test_vlm_policy_runs_the_imported_model(release):
+    _, _, root = release
+    for decoding in ('template', 'greedy'):
+        policy = VlmPolicy(PolicyConfig(model_path=str(root / 'imported'), dtype='float32',
+                                        decoding=decoding, max_new_tokens=16))
+        if decoding == 'template':
+            result = policy.select_action(Observation(frame()), TASK)
+            assert result.steps and result.steps[0].step_number == 1
+        else:  # random weights: the answer is noise, but it is decoded and reported
+            with pytest.raises(ParseError):
+                policy.select_action(Observation(frame()), TASK)
+
+
+def test_loading_the_original_layout_directly_names_the_import_command(release):
+    _, _, root = release
+    with pytest.raises(ModelError, match='llara_import_checkpoint'):
+        VlmPolicy(PolicyConfig(model_path=str(root / 'checkpoint')))
+
+
+def broken(root, tmp_path, edit):
+    checkpoint = shutil.copytree(root / 'checkpoint', tmp_path / 'checkpoint')
+    clip = shutil.copytree(root / 'clip', tmp_path / 'clip')
+    edit(checkpoint, clip)
+    return checkpoint, clip
+
+
+def set_config(key, value):
+    def edit(checkpoint, _):
+        config = json.loads((checkpoint / 'config.json').read_text())
+        config[key] = value
+        (checkpoint / 'config.json').write_text(json.dumps(config))
+    return edit
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda c, _: (c / 'tokenizer.model').unlink(), 'tokenizer.model'),
+    (lambda c, _: (c / 'tokenizer.model').write_bytes(b'\x0a\xff'), 'SentencePiece'),
+    (lambda c, _: [p.unlink() for p in c.glob('model-*')], 'missing shard'),
+    (lambda _, v: (v / 'preprocessor_config.json').unlink(), 'preprocessor_config.json'),
+    (lambda _, v: [p.unlink() for p in v.glob('*.safetensors')], 'no weights'),
+    (set_config('mm_projector_type', 'linear'), 'mm_projector_type'),
+    (set_config('mm_use_im_start_end', True), 'mm_use_im_start_end'),
+    (set_config('image_aspect_ratio', 'anyres'), 'image_aspect_ratio'),
+    (set_config('vocab_size', 32000), 'vocabulary mismatch'),
+])
+def test_broken_checkpoints_fail_naming_the_problem(release, tmp_path, edit, message):
+    checkpoint, clip = broken(release[2], tmp_path, edit)
+    with pytest.raises(ModelError, match=message):
+        checkpoint_import.import_checkpoint(checkpoint, clip, tmp_path / 'out')
+
+
+def test_hugging_face_directories_are_not_imported_twice(release, tmp_path):
+    _, _, root = release
+    with pytest.raises(ModelError, match='already a Hugging Face Llava'):
+        checkpoint_import.import_checkpoint(root / 'imported', root / 'clip', tmp_path / 'out')
+
+
+def test_command_line_reports_errors_and_refuses_to_overwrite(release, tmp_path, capsys):
+    _, _, root = release
+    arguments = ['--checkpoint', str(root / 'checkpoint'), '--vision-tower', str(root / 'clip')]
+    assert checkpoint_import.main([*arguments, '--output', str(root / 'imported')]) == 1
+    assert 'not empty' in capsys.readouterr().err
+    assert checkpoint_import.main(['--checkpoint', str(tmp_path / 'nowhere'), '--vision-tower',
+                                   str(root / 'clip'), '--output', str(tmp_path / 'o')]) == 1
+    assert 'does not exist' in capsys.readouterr().err
+    assert checkpoint_import.main([*arguments, '--output', str(tmp_path / 'bf16'),
+                                   '--dtype', 'bfloat16']) == 0
+    config = json.loads((tmp_path / 'bf16' / 'config.json').read_text())
+    assert config['dtype'] == 'bfloat16' or config['text_config']['dtype'] == 'bfloat16'
