@@ -9,6 +9,7 @@ The arm follows its IK path kinematically while the objects are simulated; the s
 object with a fixed constraint. Fault hooks (`inject_fault`, `fail_suction`) let tests provoke
 the codes a real controller returns.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 import math
 
@@ -100,6 +101,7 @@ class SimArm:
         self._constraint = -1
         self.held_body = -1
         self.sim_time_s = 0.0
+        self._tick_listeners: list[Callable[[float], None]] = []
 
     def world_was_reset(self) -> None:
         """Forget the grip after `SimWorld.reset` (the world and its constraints are new).
@@ -116,6 +118,10 @@ class SimArm:
     def inject_fault(self, fault: Fault) -> None:
         """Queue a fault: the next call(s) of `fault.method` return `fault.code`, no motion."""
         self._faults.append(fault)
+
+    def add_tick_listener(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(sim_time_s)` after every physics tick of a motion (e.g. to film it)."""
+        self._tick_listeners.append(listener)
 
     def fail_suction(self, times: int = 1) -> None:
         """Make the next `times` suction attempts fail to hold anything (a leaking cup)."""
@@ -359,8 +365,10 @@ class SimArm:
             self.world.set_arm_joints(joints, (joints - previous) / TIME_STEP_S)
             previous = joints
             self.world.step()
+            self.sim_time_s += TIME_STEP_S
+            for listener in self._tick_listeners:
+                listener(self.sim_time_s)
         self.world.set_arm_joints(path[-1])
-        self.sim_time_s += ticks * TIME_STEP_S
         if self._vacuum_on and self._constraint < 0:
             self._try_attach()
         return ticks * TIME_STEP_S

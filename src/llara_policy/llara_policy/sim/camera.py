@@ -29,6 +29,9 @@ FRONT_CAMERA_FOCAL_PX = 457.5  # at 256x128
 NEAR_M = 0.1
 FAR_M = 5.0
 SIM_CAMERA_ID = 'sim_front'
+# Direction towards the light (base frame): above, slightly behind the camera, the same for both
+# renderers so their images match as closely as they can.
+LIGHT_DIRECTION = (0.6, 0.2, 1.0)
 SIM_CAMERA_FRAME = 'sim_front_optical_frame'
 
 
@@ -95,12 +98,19 @@ def front_camera() -> SimCamera:
                                                          FRONT_CAMERA_TARGET_M))
 
 
-def render(client_id: int, camera: SimCamera, renderer: int) -> tuple[np.ndarray, np.ndarray]:
-    """Render (rgb (H, W, 3) uint8, segmentation (H, W) int32 body ids, -1 for none)."""
+def render(client_id: int, camera: SimCamera, renderer: int,
+           shadows: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Render (rgb (H, W, 3) uint8, segmentation (H, W) int32 body ids, -1 for none).
+
+    The EGL renderer draws shadows whatever the flag says (once warmed up, see SimWorld), so
+    it is asked for them explicitly; TinyRenderer is not. The light comes from above the
+    camera side, so the arm at home casts its shadow behind the view's top edge.
+    """
     k = camera.intrinsics
     _, _, rgba, _, segm = p.getCameraImage(
         k.width_px, k.height_px, camera.view_matrix(), camera.projection_matrix(),
-        renderer=renderer, physicsClientId=client_id)
+        shadow=int(shadows), lightDirection=LIGHT_DIRECTION, renderer=renderer,
+        physicsClientId=client_id)
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(k.height_px, k.width_px, 4)[:, :, :3]
     segm = np.asarray(segm, dtype=np.int32).reshape(k.height_px, k.width_px)
     return np.ascontiguousarray(rgb), segm

@@ -233,7 +233,9 @@ class SimEnv:
         grasp = np.array(kind.grasp_xy_m())
         yaw_change = 0.0
         if goal.check_yaw:
-            yaw_change = math.degrees(math.remainder(goal.yaw_rad - yaw, 2 * math.pi))
+            # Rounded to 0.1 degree: settling jitter must not turn a 90 degree turn into
+            # 89.9995, which LLaRA's truncating label would write as 89.
+            yaw_change = round(math.degrees(math.remainder(goal.yaw_rad - yaw, 2 * math.pi)), 1)
         pick = position[:2] + _rotate(grasp, yaw)
         place = np.array(goal.xy_m) + _rotate(grasp, yaw + math.radians(yaw_change))
         action = TableAction((float(pick[0]), float(pick[1])), (float(place[0]), float(place[1])),

@@ -67,7 +67,32 @@ def obj_text(mesh: VisualMesh) -> str:
 
 def mesh_file(pieces: tuple[Piece, ...], uv_scale_m: float) -> str:
     """Return the path of an OBJ file holding the pieces' visual mesh (written if missing)."""
-    text = obj_text(visual_mesh(pieces, uv_scale_m))
+    return _stored(obj_text(visual_mesh(pieces, uv_scale_m)))
+
+
+def grid_file(half_x_m: float, half_y_m: float, cells: int) -> str:
+    """Return an OBJ file of a flat z = 0 rectangle split into cells x cells squares.
+
+    The EGL renderer lights a large two-triangle face unevenly (a dark wedge across the
+    table); a finely split face is lit evenly.
+    """
+    vertices, uvs, triangles = [], [], []
+    for iy in range(cells + 1):
+        for ix in range(cells + 1):
+            vertices.append((-half_x_m + 2 * half_x_m * ix / cells,
+                             -half_y_m + 2 * half_y_m * iy / cells, 0.0))
+            uvs.append((ix / cells, iy / cells))
+    for iy in range(cells):
+        for ix in range(cells):
+            a = iy * (cells + 1) + ix
+            triangles += [(a, a + 1, a + cells + 2), (a, a + cells + 2, a + cells + 1)]
+    mesh = VisualMesh(tuple(vertices), ((0.0, 0.0, 1.0),) * len(vertices), tuple(uvs),
+                      tuple(triangles))
+    return _stored(obj_text(mesh))
+
+
+def _stored(text: str) -> str:
+    """Write OBJ text under its content hash unless already there; return the path."""
     path = MESH_DIR / f'{hashlib.sha1(text.encode()).hexdigest()[:20]}.obj'
     if not path.exists():
         MESH_DIR.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from llara_policy.sim.objects import (
     TRAIN_ASYMMETRIC,
     TRAIN_BASES,
     TRAIN_DRAGGED,
+    Role,
     colour,
     shape,
 )
@@ -253,15 +254,18 @@ class Task:
     def _distractor_confused(world: SimWorld, setup: TaskSetup, goals) -> bool:
         """Return VIMA's check_distractors verdict.
 
-        True when a distractor sits at a goal target or a goal object sits on a distractor.
+        True when a distractor sits at a goal target, or a goal object sits on a distractor
+        that is a container (next to a small distractor is no confusion: our objects may start
+        closer together than VIMA's tolerance).
         """
         for distractor in setup.distractors:
             d_xy = world.object_pose(distractor.body_id)[0][:2]
+            is_base = world.objects[distractor.body_id].role is Role.BASE
             for goal in goals:
                 if math.dist(d_xy, goal.xy_m) < goal.tolerance_m:
                     return True
                 g_xy = world.object_pose(goal.body_id)[0][:2]
-                if math.dist(g_xy, d_xy) < goal.tolerance_m:
+                if is_base and math.dist(g_xy, d_xy) < goal.tolerance_m:
                     return True
         return False
 

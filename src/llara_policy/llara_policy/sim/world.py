@@ -19,14 +19,14 @@ import pybullet_data
 
 from llara_policy.errors import SimError
 from llara_policy.geometry import quat_xyzw_from_matrix
-from llara_policy.sim.camera import SimCamera, render
+from llara_policy.sim.camera import SimCamera, front_camera, render
 from llara_policy.sim.kinematics import (
     XARM6_URDF,
     ArmKinematics,
     load_joint_specs,
     rotation_from_rpy,
 )
-from llara_policy.sim.meshes import mesh_file
+from llara_policy.sim.meshes import grid_file, mesh_file
 from llara_policy.sim.objects import Colour, Role, ShapeKind
 
 # pybullet's default step (240 Hz), the rate VIMA-Bench and ravens simulate at.
@@ -41,6 +41,7 @@ HOME_TCP_M = (0.22, 0.0, 0.35)
 TABLE_CENTRE_M = (0.3, 0.0)
 TABLE_HALF_EXTENTS_M = (0.55, 0.75, 0.02)
 TABLE_RGBA = (0.80, 0.74, 0.64, 1.0)
+TABLE_GRID_CELLS = 24  # the table top is drawn as a grid (see meshes.grid_file)
 # Contact properties of every object and the table, and the mass of a dragged object.
 FRICTION = 0.8
 DRAGGED_MASS_KG = 0.05
@@ -104,6 +105,11 @@ class SimWorld:
         home[:3, 3] = HOME_TCP_M
         self.home_joints_rad = self.kinematics.solve(home, (0.0, -0.8, -0.5, 0.0, 1.3, 0.0))
         self.reset()
+        if self.uses_egl:
+            # The EGL renderer's first frames differ from later ones (its shadow map state):
+            # warm it up so the first real frame already looks like every later one.
+            for _ in range(2):
+                self.render(front_camera())
 
     @property
     def renderer(self) -> int:
@@ -119,8 +125,10 @@ class SimWorld:
         p.setGravity(0.0, 0.0, -9.81, physicsClientId=cid)
         table_shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=TABLE_HALF_EXTENTS_M,
                                              physicsClientId=cid)
-        table_visual = p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF_EXTENTS_M,
-                                           rgbaColor=TABLE_RGBA, physicsClientId=cid)
+        table_visual = p.createVisualShape(
+            p.GEOM_MESH, fileName=grid_file(*TABLE_HALF_EXTENTS_M[:2], TABLE_GRID_CELLS),
+            rgbaColor=TABLE_RGBA, visualFramePosition=(0.0, 0.0, TABLE_HALF_EXTENTS_M[2]),
+            physicsClientId=cid)
         self.table_id = p.createMultiBody(
             0.0, table_shape, table_visual,
             (*TABLE_CENTRE_M, -TABLE_HALF_EXTENTS_M[2]), physicsClientId=cid)
@@ -140,7 +148,8 @@ class SimWorld:
     def close(self) -> None:
         """Disconnect the client (the world is unusable afterwards)."""
         if self.client_id >= 0:
-            p.disconnect(physicsClientId=self.client_id)
+            with _quiet_stdout():  # the EGL plugin says goodbye on stdout
+                p.disconnect(physicsClientId=self.client_id)
             self.client_id = -1
 
     def __enter__(self):
@@ -269,4 +278,7 @@ class SimWorld:
         """Render (rgb (H, W, 3) uint8, segmentation (H, W) int32 of body ids, -1 none)."""
         if self.robot_id >= 0:
             self._sync_tool()
-        return render(self.client_id, camera, self.renderer)
+        if not self.uses_egl:
+            return render(self.client_id, camera, self.renderer, shadows=False)
+        with _quiet_stdout():  # the EGL plugin prints GL vendor lines on new contexts
+            return render(self.client_id, camera, self.renderer, shadows=True)

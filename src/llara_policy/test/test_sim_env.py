@@ -1,0 +1,231 @@
+"""SimEnv: every task's oracle succeeds, scenes are reproducible and isolated.
+
+Frames hide the arm, and LLaRA's model-frame steps run through the sim camera's calibration.
+"""
+import numpy as np
+import pytest
+
+from llara_policy import prompting
+from llara_policy.calibration import load_calibration, save_calibration
+from llara_policy.errors import ConfigError, SimError
+from llara_policy.geometry import BasePoint
+from llara_policy.sim.env import SimEnv, SimEnvConfig
+from llara_policy.sim.episode import (
+    SEED_RANGES,
+    WORKSPACE_X_M,
+    WORKSPACE_Y_M,
+    Partition,
+    PlaceholderKind,
+    Split,
+    TableAction,
+)
+from llara_policy.sim.objects import COLOUR_SET_1, COLOUR_SET_2, NOVEL_BASES, NOVEL_DRAGGED
+from llara_policy.sim.tasks import TASKS
+from llara_policy.types import ImagePoint
+
+TEST_SEED = SEED_RANGES[Split.TEST].start
+
+
+@pytest.fixture(scope='module')
+def envs():
+    opened = {}
+
+    def get(task, renderer='tiny', partition=Partition.PLACEMENT, split=Split.TRAIN):
+        key = (task, renderer, partition, split)
+        if key not in opened:
+            opened[key] = SimEnv(SimEnvConfig(task=task, renderer=renderer,
+                                              partition=partition, split=split))
+        return opened[key]
+
+    yield get
+    for env in opened.values():
+        env.close()
+
+
+def run_oracle(env):
+    while True:
+        result = env.step(env.oracle().action)
+        if result.done:
+            return result
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+@pytest.mark.parametrize('seed', [0, 1])
+def test_every_task_oracle_succeeds(envs, task, seed):
+    env = envs(task)
+    env.reset(seed)
+    result = run_oracle(env)
+    assert result.success and not result.failure
+    assert result.steps <= env.info.max_steps
+
+
+def test_observation_is_the_model_frame_with_named_segmentation(envs):
+    env = envs('visual_manipulation')
+    obs = env.reset(3)
+    assert obs.rgb.shape == (128, 256, 3) and obs.rgb.dtype == np.uint8
+    assert obs.segm.shape == (128, 256) and obs.segm.dtype == np.int32
+    ids = set(np.unique(obs.segm)) - {-1}
+    assert ids and ids <= set(env.info.object_names)
+    assert len(env.info.objects) == 3 and env.info.max_steps == 3 and env.step_limit == 5
+
+
+def test_frames_never_show_the_arm(envs):
+    env = envs('rearrange')
+    env.reset(5)
+    run_oracle(env)  # after the episode the arm is back home
+    _, raw = env.world.render(env.camera)
+    assert env.world.robot_id not in raw and env.world.tool_id not in raw
+
+
+@pytest.mark.parametrize('renderer', ['tiny', 'auto'])
+def test_the_arm_out_of_view_leaves_no_trace(envs, renderer):
+    env = envs('visual_manipulation', renderer)
+    env.reset(6)
+    at_home, _ = env.world.render(env.camera)
+    # Teleport the arm (no physics step, so nothing else moves) to another pose above the view.
+    pose = np.eye(4)
+    pose[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    pose[:3, 3] = (0.12, 0.15, 0.42)
+    env.world.set_arm_joints(env.world.kinematics.solve(pose, env.world.home_joints_rad))
+    elsewhere, segm = env.world.render(env.camera)
+    env.world.set_arm_joints(env.world.home_joints_rad)
+    assert env.world.robot_id not in segm and env.world.tool_id not in segm
+    changed = np.any(at_home != elsewhere, axis=2).sum()
+    # TinyRenderer: identical. EGL draws shadows from a shadow map fitted to the whole scene,
+    # arm included, so a few shadow-edge pixels of the objects may shift (frames are always
+    # taken with the arm at home, so observations stay reproducible).
+    assert changed == 0 if not env.world.uses_egl else changed < 0.001 * at_home[..., 0].size
+
+
+@pytest.mark.parametrize('renderer', ['tiny', 'auto'])
+def test_same_seed_gives_the_same_scene_and_pixels(envs, renderer):
+    env = envs('rearrange', renderer)
+    first = env.reset(11)
+    poses = {b: env.world.object_pose(b)[0].tolist() for b in env.info.object_names}
+    other = env.reset(12)
+    again = env.reset(11)
+    assert np.array_equal(first.rgb, again.rgb) and np.array_equal(first.segm, again.segm)
+    assert poses == {b: env.world.object_pose(b)[0].tolist() for b in env.info.object_names}
+    assert not np.array_equal(first.rgb, other.rgb)
+
+
+def test_interleaved_envs_do_not_interfere():
+    def episode(env, seed, frames):
+        frames.append(env.reset(seed).rgb)
+        frames.append(env.step(env.oracle().action).obs.rgb)
+
+    alone_a, alone_b, mixed_a, mixed_b = [], [], [], []
+    with SimEnv(SimEnvConfig('visual_manipulation', renderer='tiny')) as a:
+        episode(a, 21, alone_a)
+    with SimEnv(SimEnvConfig('rotate', renderer='tiny')) as b:
+        episode(b, 22, alone_b)
+    with SimEnv(SimEnvConfig('visual_manipulation', renderer='tiny')) as a, \
+            SimEnv(SimEnvConfig('rotate', renderer='tiny')) as b:
+        mixed_a.append(a.reset(21).rgb)
+        mixed_b.append(b.reset(22).rgb)
+        mixed_a.append(a.step(a.oracle().action).obs.rgb)
+        mixed_b.append(b.step(b.oracle().action).obs.rgb)
+    assert all(np.array_equal(x, y) for x, y in zip(alone_a, mixed_a, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(alone_b, mixed_b, strict=True))
+
+
+def test_model_frame_steps_run_through_the_calibration_file(envs, tmp_path):
+    env = envs('rotate')
+    env.reset(4)
+    path = tmp_path / 'sim_front.yaml'
+    save_calibration(env.calibration, path)
+    assert load_calibration(path) == env.calibration
+    oracle = env.oracle()
+    # The oracle's model-frame step maps back to its robot-frame action (exact projection).
+    pick = env.mapper.model_point_to_base(oracle.step.pick)
+    assert np.allclose((pick.x_m, pick.y_m), oracle.action.pick_xy_m, atol=1e-9)
+    # LLaRA's text rounds points to 3 decimals: the step still succeeds from the parsed text.
+    parsed = prompting.parse_answer(prompting.format_answer([oracle.step])).steps[0]
+    result = env.step_model(parsed)
+    assert result.success
+
+
+def test_camera_projection_matches_the_rendered_pixels(envs):
+    env = envs('visual_manipulation')
+    obs = env.reset(7)
+    for body in env.info.object_names:
+        rows, cols = np.nonzero(obs.segm == body)
+        position, _ = env.world.object_pose(body)
+        top = env.world.objects[body].height_m / 2
+        point = env.mapper.base_to_model_point(
+            BasePoint(position[0], position[1], position[2] + top))
+        u, v = point.x_norm * 256, point.y_norm * 128
+        assert cols.min() - 1 <= u <= cols.max() + 1 and rows.min() - 1 <= v <= rows.max() + 1
+
+
+def test_prompt_has_reference_images_with_boxes(envs):
+    env = envs('pick_in_order_then_restore')
+    env.reset(2)
+    prompt = env.info.prompt
+    assert set(prompt.placeholders) == {'dragged_obj', 'base_obj_1', 'base_obj_2'}
+    for placeholder in prompt.placeholders.values():
+        assert placeholder.kind is PlaceholderKind.OBJECT
+        assert placeholder.reference.rgb.shape == (128, 256, 3)
+        assert [o.name for o in placeholder.reference.objects] == list(placeholder.object_names)
+    text = prompting.build_task_text(prompt.template, prompt.references())
+    assert text.count('<b>(') == 3 and 'Finally restore it' in text
+    assert '{' not in prompt.instruction()
+
+
+def test_scene_placeholder_lists_every_object(envs):
+    env = envs('scene_understanding')
+    env.reset(3)
+    scene = env.info.prompt.placeholders['scene']
+    assert scene.kind is PlaceholderKind.SCENE and len(scene.object_names) == 2
+    assert len(scene.reference.objects) == 2
+
+
+def test_partitions_swap_colours_and_hold_out_shapes(envs):
+    l2 = envs('visual_manipulation', partition=Partition.COMBINATORIAL, split=Split.TEST)
+    l2.reset(TEST_SEED)
+    roles = {o.role: o for o in l2.info.objects}
+    assert roles['dragged'].colour in COLOUR_SET_2 and roles['base'].colour in COLOUR_SET_1
+    l3 = envs('visual_manipulation', partition=Partition.NOVEL_OBJECT, split=Split.TEST)
+    l3.reset(TEST_SEED)
+    roles = {o.role: o for o in l3.info.objects}
+    assert roles['dragged'].shape in NOVEL_DRAGGED and roles['base'].shape in NOVEL_BASES
+
+
+def test_train_and_test_seeds_are_disjoint(envs):
+    assert not set(SEED_RANGES[Split.TRAIN]) & set(SEED_RANGES[Split.TEST])
+    with pytest.raises(ConfigError):
+        envs('rotate').reset(TEST_SEED)
+    with pytest.raises(ConfigError):
+        SimEnv(SimEnvConfig('rotate', partition=Partition.NOVEL_OBJECT, renderer='tiny')).reset(0)
+
+
+def test_a_pick_on_empty_table_is_a_wasted_step_not_a_crash(envs):
+    env = envs('visual_manipulation')
+    env.reset(8)
+    empty = (WORKSPACE_X_M[1] - 0.01, WORKSPACE_Y_M[0] + 0.01)
+    assert env.world.top_body(empty) < 0
+    result = env.step(TableAction(empty, empty, 0.0))
+    assert not result.picked and not result.done and result.steps == 1
+    assert run_oracle(env).success  # the arm recovered and the oracle still solves it
+
+
+def test_stepping_a_finished_episode_is_an_error(envs):
+    env = envs('rotate')
+    env.reset(9)
+    run_oracle(env)
+    with pytest.raises(SimError):
+        env.step(TableAction((0.3, 0.0), (0.3, 0.0), 0.0))
+    with pytest.raises(SimError):
+        env.oracle()
+
+
+def test_oracle_rotation_follows_llara_convention(envs):
+    env = envs('rotate')
+    env.reset(10)
+    oracle = env.oracle()
+    angle = int(env.info.prompt.template.split('}')[1].split()[0])
+    # 'Rotate ... N degrees' is clockwise on screen: yaw change -N, LLaRA text r = N.
+    assert oracle.action.yaw_change_deg == pytest.approx(-angle, abs=0.01)
+    assert oracle.step.rotation_cw_deg == angle
+    assert isinstance(oracle.step.pick, ImagePoint)
+    assert oracle.step.object_text == oracle.object_name
