@@ -1,0 +1,234 @@
+"""`VimaBenchEnv`: the SimEnv interface over the real VIMA-Bench, when `vima_bench` is installed.
+
+VIMA-Bench is not on PyPI (vimabench-spec C); users install it from its repository. This adapter
+speaks only its public API (vimabench-spec A): `make(task, task_kwargs=PARTITION_TO_SPECS[...],
+modalities=['rgb', 'segm'], hide_arm_rgb=True)`, `env.seed(s)` before `reset()`, the front view,
+`env.prompt` / `env.prompt_assets` turned into our TaskPrompt (names and boxes from segmentation
+and object info, so inBC and D-inBC can be written), `env.meta_info` for object names, and
+actions as VIMA's pose dicts. Model points map through LLaRA's fixed front-view map
+(`calibration.vima_fixed_calibration`). VIMA-Bench's end effectors call pybullet without a client
+id, so only one VIMA env may live in a process (vimabench-spec A.2): a second raises SimError.
+"""
+from dataclasses import dataclass
+import importlib
+import math
+
+import numpy as np
+import pybullet as p
+
+from llara_policy.calibration import (
+    ModelFrameMapper,
+    RotationConvention,
+    vima_fixed_calibration,
+)
+from llara_policy.errors import ConfigError, SimError
+from llara_policy.preprocessing import FramePreprocess
+from llara_policy.sim.env import SimObservation, StepResult
+from llara_policy.sim.episode import (
+    EVAL_BONUS_STEPS,
+    EpisodeInfo,
+    OracleAction,
+    Partition,
+    Placeholder,
+    PlaceholderKind,
+    ReferenceImage,
+    SceneObject,
+    Split,
+    TableAction,
+    TaskPrompt,
+    object_boxes,
+)
+from llara_policy.types import ActionStep, Effector
+from llara_policy.vima_map import (
+    VIMA_X_RANGE_M,
+    VIMA_Y_RANGE_M,
+    llara_rotation_from_yaw_delta,
+    vima_table_to_model_point,
+)
+
+INSTALL_HINT = ('VIMA-Bench is not installed (it is not on PyPI): git clone '
+                'https://github.com/vimalabs/VIMABench and pip install -e it; see the README')
+# VIMA's segmentation marks "no object" with 255 (vimabench-spec A.4).
+_VIMA_SEGM_BACKGROUND = 255
+# An object that moved more than this during a step was picked (VIMA reports no grip state).
+_MOVED_M = 0.005
+_open_envs = 0
+
+
+def vima_bench_available() -> bool:
+    """Whether `import vima_bench` works here."""
+    return importlib.util.find_spec('vima_bench') is not None
+
+
+@dataclass(frozen=True)
+class VimaEnvConfig:
+    """Task (VIMA name), partition and split; kwargs come from VIMA's PARTITION_TO_SPECS."""
+
+    task: str = 'visual_manipulation'
+    partition: Partition = Partition.PLACEMENT
+    split: Split = Split.TEST
+    bonus_steps: int = EVAL_BONUS_STEPS
+
+    def __post_init__(self):
+        if self.split is Split.TRAIN and self.partition is not Partition.PLACEMENT:
+            raise ConfigError(f'VIMA trains on its train specs, not {self.partition.value}')
+
+
+def _hwc(chw: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(np.asarray(chw, dtype=np.uint8), (1, 2, 0)))
+
+
+def _name(info) -> str:
+    """Return LLaRA's object phrase 'TEXTURE NAME' (llara-spec 1.2), e.g. 'red letter R'.
+
+    Prompt assets call the texture `obj_color`, meta_info `texture_name` (vimabench-spec A.5/6).
+    """
+    texture = info.get('obj_color', info.get('texture_name', ''))
+    return f"{texture} {info['obj_name']}".strip()
+
+
+class VimaBenchEnv:
+    """reset(seed) -> SimObservation, step(TableAction) -> StepResult, over VIMA-Bench."""
+
+    def __init__(self, config: VimaEnvConfig = VimaEnvConfig()):
+        global _open_envs
+        try:
+            vima_bench = importlib.import_module('vima_bench')
+        except ImportError:
+            raise SimError(INSTALL_HINT) from None
+        if _open_envs:
+            raise SimError('VIMA-Bench allows one env per process (its end effectors use '
+                           'pybullet client 0): close the other or use a subprocess')
+        specs = vima_bench.PARTITION_TO_SPECS
+        kwargs = (specs['train'] if config.split is Split.TRAIN
+                  else specs['test'][config.partition.value]).get(config.task)
+        self.config = config
+        self._env = vima_bench.make(config.task, task_kwargs=kwargs or {},
+                                    modalities=['rgb', 'segm'], hide_arm_rgb=True)
+        _open_envs += 1
+        self.calibration = vima_fixed_calibration()
+        self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(256, 128))
+        self._obs = None
+        self._steps = 0
+        self._done = True
+
+    def close(self) -> None:
+        """Close the VIMA env (another may then be made in this process)."""
+        global _open_envs
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+            _open_envs -= 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def step_limit(self) -> int:
+        """The task's oracle_max_steps plus the bonus steps."""
+        return int(self._env.task.oracle_max_steps) + self.config.bonus_steps
+
+    def reset(self, seed: int) -> SimObservation:
+        """Seed VIMA's env and task generators, reset, and read prompt and object info."""
+        self._env.seed(int(seed))
+        self._obs = self._env.reset()
+        self._steps = 0
+        self._done = False
+        meta = self._env.meta_info
+        names = {int(i): _name(info) for i, info in meta['obj_id_to_info'].items()}
+        objects = tuple(SceneObject(int(i), info['obj_name'], info.get('texture_name', ''),
+                                    'object')
+                        for i, info in sorted(meta['obj_id_to_info'].items()))
+        effector = Effector.SPATULA if meta['end_effector_type'] == 'spatula' else (
+            Effector.SUCTION)
+        self.info = EpisodeInfo(
+            task=self.config.task, partition=self.config.partition, seed=int(seed),
+            prompt=self._prompt(), object_names=names, objects=objects,
+            max_steps=int(self._env.task.oracle_max_steps), effector=effector)
+        return self._observation(self._obs)
+
+    def _prompt(self) -> TaskPrompt:
+        """Return VIMA's template and its image placeholders, with names and boxes per asset."""
+        placeholders = {}
+        for key, asset in self._env.prompt_assets.items():
+            segm = np.asarray(asset['segm']['front'], dtype=np.int32)
+            info = asset['segm']['obj_info']
+            infos = info if isinstance(info, list) else [info]
+            names = {int(i['obj_id']): _name(i) for i in infos}
+            kind = (PlaceholderKind.SCENE if asset['placeholder_type'] == 'scene'
+                    else PlaceholderKind.OBJECT)
+            reference = ReferenceImage(_hwc(asset['rgb']['front']), segm, names,
+                                       object_boxes(segm, names))
+            placeholders[key] = Placeholder(key, kind, tuple(names.values()), reference)
+        return TaskPrompt(self._env.prompt, placeholders)
+
+    def _observation(self, obs) -> SimObservation:
+        segm = np.asarray(obs['segm']['front'], dtype=np.int32)
+        keep = np.isin(segm, list(self.info.object_names)) & (segm != _VIMA_SEGM_BACKGROUND)
+        return SimObservation(_hwc(obs['rgb']['front']), np.where(keep, segm, -1),
+                              self.info.effector)
+
+    def _positions(self) -> dict[int, np.ndarray]:
+        return {i: np.array(p.getBasePositionAndOrientation(
+            i, physicsClientId=self._env.client_id)[0]) for i in self.info.object_names}
+
+    def step(self, action: TableAction) -> StepResult:
+        """Send VIMA's action dict (float32, clipped to its bounds; place yaw from the change)."""
+        if self._done:
+            raise SimError('the episode is over (or not started): call reset(seed)')
+        half = math.radians(action.yaw_change_deg) / 2
+        low = np.array([VIMA_X_RANGE_M[0], VIMA_Y_RANGE_M[0]], dtype=np.float32)
+        high = np.array([VIMA_X_RANGE_M[1], VIMA_Y_RANGE_M[1]], dtype=np.float32)
+        vima_action = {
+            'pose0_position': np.clip(np.float32(action.pick_xy_m), low, high),
+            'pose0_rotation': np.float32([0, 0, 0, 1]),
+            'pose1_position': np.clip(np.float32(action.place_xy_m), low, high),
+            'pose1_rotation': np.float32([0, 0, math.sin(half), math.cos(half)]),
+        }
+        before = self._positions()
+        self._obs, _, done, info = self._env.step(vima_action)
+        after = self._positions()
+        picked = any(np.linalg.norm(after[i] - before[i]) > _MOVED_M for i in before)
+        self._steps += 1
+        success, failure = bool(info['success']), bool(info['failure'])
+        self._done = bool(done) or success or failure or self._steps >= self.step_limit
+        return StepResult(self._observation(self._obs), success, failure, self._done, picked,
+                          self._steps)
+
+    def step_model(self, step: ActionStep) -> StepResult:
+        """Map LLaRA's model-frame step with the fixed VIMA map (as LLaRA's eval) and step."""
+        pick = self.mapper.model_point_to_base(step.pick)
+        place = self.mapper.model_point_to_base(step.place)
+        yaw = self.mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
+                                                    RotationConvention.LLARA)
+        return self.step(TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m),
+                                     math.degrees(yaw)))
+
+    def oracle(self) -> OracleAction:
+        """Return VIMA's own oracle step (`env.task.oracle(env).act`) in our frames.
+
+        Raises SimError when it gives up (VIMA returns None when the object to pick is not
+        visible).
+        """
+        if self._done:
+            raise SimError('the episode is over (or not started): call reset(seed)')
+        action = self._env.task.oracle(self._env).act(self._obs)
+        if action is None:
+            raise SimError('the VIMA oracle found no visible object to pick')
+        pick = tuple(float(v) for v in action['pose0_position'][:2])
+        place = tuple(float(v) for v in action['pose1_position'][:2])
+        x, y, z, w = (float(v) for v in action['pose1_rotation'])
+        yaw_place = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        x, y, z, w = (float(v) for v in action['pose0_rotation'])
+        yaw_pick = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        yaw_change = math.degrees(yaw_place - yaw_pick)
+        positions = self._positions()
+        body = min(positions, key=lambda i: math.dist(positions[i][:2], pick))
+        name = self.info.object_names[body]
+        step = ActionStep(vima_table_to_model_point(*pick), vima_table_to_model_point(*place),
+                          llara_rotation_from_yaw_delta(yaw_change), object_text=name,
+                          effector=self.info.effector)
+        return OracleAction(TableAction(pick, place, yaw_change), step, name)
