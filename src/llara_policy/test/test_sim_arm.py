@@ -20,12 +20,19 @@ from llara_policy.arms.base import (
     Arm,
     check_code,
 )
-from llara_policy.arms.primitives import PickPlaceConfig, enable, pick_and_place
+from llara_policy.arms.primitives import (
+    PickPlaceConfig,
+    SweepConfig,
+    enable,
+    pick_and_place,
+    sweep,
+)
 from llara_policy.arms.sim import Fault, SimArm
-from llara_policy.errors import ArmError, ControllerError, NotConnectedError
+from llara_policy.errors import ArmError, ControllerError, NotConnectedError, ValueRangeError
 from llara_policy.sim.kinematics import ArmKinematics, rotation_from_rpy
 from llara_policy.sim.objects import COLOURS, SHAPES
 from llara_policy.sim.world import SimWorld, WorldConfig
+from llara_policy.types import Effector
 
 DOWN = dict(roll=180.0, pitch=0.0, yaw=0.0)
 FAST = PickPlaceConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
@@ -193,3 +200,19 @@ def test_ik_solves_to_micrometres_from_a_nearby_seed(world):
     target[:3, 3] = (0.45, 0.2, 0.03)
     joints = kinematics.solve(target, world.home_joints_rad)
     assert np.linalg.norm(kinematics.tcp_pose(joints)[:3, 3] - target[:3, 3]) < 1e-5
+
+
+def test_spatula_push_moves_a_block_and_zero_length_is_refused():
+    with SimWorld(WorldConfig('tiny', effector=Effector.SPATULA)) as world:
+        body = world.add_object(SHAPES['small block'], COLOURS['red'], (0.45, 0.0, 0.0), 0.4)
+        world.settle()
+        arm = SimArm(world)
+        enable(arm)
+        config = SweepConfig(travel_speed_mm_s=600, approach_speed_mm_s=300,
+                             push_speed_mm_s=120)
+        sweep(arm, (450, 0, 0), (330, 40, 0), config)
+        world.settle()
+        assert np.allclose(world.object_pose(body)[0][:2], [0.33, 0.04], atol=0.01)
+        assert arm.set_vacuum_gripper(True, wait=True) == CODE_SUCTION_TIMEOUT  # no suction
+        with pytest.raises(ValueRangeError):
+            sweep(arm, (400, 0, 0), (400, 0, 0), config)

@@ -6,13 +6,14 @@ height, descend, suction on and probe down until the gripper reports 'picked', l
 while turning by the yaw change, lower, release, retreat, go home. Every return code goes
 through `check_code`, so any failure raises a typed error and nothing moves after it.
 Heights are given for the support surface under the object (the table, for a real robot) so
-the primitive needs no knowledge of object sizes. Millimetres and degrees, base frame.
+the primitive needs no knowledge of object sizes. `sweep` is the spatula's push (VIMA's Push)
+for the sweeping tasks. Millimetres and degrees, base frame.
 """
 from dataclasses import dataclass
 import math
 
 from llara_policy.arms.base import VACUUM_PICKED, Arm, check_code
-from llara_policy.errors import ConfigError
+from llara_policy.errors import ConfigError, ValueRangeError
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,54 @@ def pick_and_place(arm: Arm, pick_xyz_mm, place_xyz_mm, yaw_change_deg: float,
     if config.return_home:
         go_home(arm, config)
     return PickPlaceResult(grip_height)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The spatula push (mm, mm/s): VIMA's Push, a straight push just above the table.
+
+    The blade starts `back_off_mm` behind the start point (so it lands behind the object, not
+    on it) and stops as far short of the end point (so the object, not the blade, ends there).
+    """
+
+    travel_height_mm: float = 200.0
+    blade_clearance_mm: float = 3.0
+    back_off_mm: float = 16.0
+    travel_speed_mm_s: float = 250.0
+    approach_speed_mm_s: float = 120.0
+    push_speed_mm_s: float = 80.0
+    roll_deg: float = 180.0
+    pitch_deg: float = 0.0
+    home_xyz_mm: tuple[float, float, float] = (220.0, 0.0, 350.0)
+    return_home: bool = True
+
+
+def sweep(arm: Arm, start_xyz_mm, end_xyz_mm, config: SweepConfig = SweepConfig()) -> None:
+    """Push with the spatula along the table from `start_xyz_mm` towards `end_xyz_mm`.
+
+    z of each point is the table there. The blade faces the push direction (tool x along it),
+    as VIMA's Push aligns its spatula; rotations play no part. Raises ArmError on the first
+    failing call and ValueRangeError for a push of zero length.
+    """
+    start = [float(v) for v in start_xyz_mm]
+    end = [float(v) for v in end_xyz_mm]
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    length = math.hypot(dx, dy)
+    if length < 1e-6:
+        raise ValueRangeError(f'a push needs distinct start and end points, got {start}')
+    ux, uy = dx / length, dy / length
+    yaw = math.degrees(math.atan2(uy, ux))
+    back = config.back_off_mm
+    first = (start[0] - ux * back, start[1] - uy * back)
+    last = (end[0] - ux * back, end[1] - uy * back)
+    blade_z = max(start[2], end[2]) + config.blade_clearance_mm
+    travel_z = max(start[2], end[2]) + config.travel_height_mm
+    pose = PickPlaceConfig(roll_deg=config.roll_deg, pitch_deg=config.pitch_deg,
+                           home_xyz_mm=config.home_xyz_mm)
+    _move(arm, (*first, travel_z), yaw, config.travel_speed_mm_s, pose, 'above push start')
+    _move(arm, (*first, blade_z), yaw, config.approach_speed_mm_s, pose, 'lower the blade')
+    _move(arm, (*last, blade_z), yaw, config.push_speed_mm_s, pose, 'push')
+    _move(arm, (*last, travel_z), yaw, config.approach_speed_mm_s, pose, 'lift the blade')
+    if config.return_home:
+        go_home(arm, PickPlaceConfig(travel_speed_mm_s=config.travel_speed_mm_s,
+                                     home_xyz_mm=config.home_xyz_mm))

@@ -36,6 +36,7 @@ from llara_policy.errors import SimError
 from llara_policy.sim.kinematics import cartesian_path, rotation_from_rpy, rpy_from_rotation
 from llara_policy.sim.objects import Role
 from llara_policy.sim.world import TIME_STEP_S, SimWorld
+from llara_policy.types import Effector
 
 
 @dataclass(frozen=True)
@@ -382,6 +383,8 @@ class SimArm:
 
     def _try_attach(self) -> None:
         """Grip a dynamic object whose surface lies within reach below the cup."""
+        if self.world.config.effector is not Effector.SUCTION:
+            return  # a spatula has no suction
         if self._suction_failures > 0:
             self._suction_failures -= 1
             return
