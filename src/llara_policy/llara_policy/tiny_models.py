@@ -166,10 +166,11 @@ def build_tiny_llava(spec: TinySpec = TINY, dtype: torch.dtype = torch.float32,
     return model.eval(), processor
 
 
-def save_tiny_llava(directory, spec: TinySpec = TINY) -> Path:
+def save_tiny_llava(directory, spec: TinySpec = TINY, dtype: torch.dtype = torch.float32,
+                    device: str = 'cpu') -> Path:
     """Build a model of `spec` and save it with its processor; returns the directory."""
     directory = Path(directory)
-    model, processor = build_tiny_llava(spec)
+    model, processor = build_tiny_llava(spec, dtype, device)
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
@@ -232,3 +233,4 @@ def overfit(policy, samples: list[AnswerSample], max_steps: int = 400, lr: float
                 break
     model.eval()
     return loss
+

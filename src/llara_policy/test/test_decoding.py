@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llara_policy import prompting, tiny_models
-from llara_policy.decoding import greedy_decode
+from llara_policy.decoding import _Session, greedy_decode
 from llara_policy.model_loading import LoadedModel
 from llara_policy.policy import VlmPolicy
 from llara_policy.policy_config import PolicyConfig
@@ -65,6 +65,20 @@ def test_greedy_decode_matches_transformers_generate():
     theirs = model.generate(**inputs, do_sample=False, max_new_tokens=30)[0, prompt_length:]
     assert list(ours.token_ids) == [t for t in theirs.tolist() if t not in policy.eos_ids]
     assert ours.forward_passes == len(theirs)
+
+
+def test_feeding_several_tokens_per_pass_equals_one_at_a_time():
+    model, processor = tiny_models.build_tiny_llava()
+    policy = policy_over(model, processor)
+    inputs = policy.encode(Observation(frame(4)), TASK)
+    tokens = processor.tokenizer(' Step 1: Pick up the <p>red', add_special_tokens=False)
+    chunked, single = _Session(model, inputs), _Session(model, inputs)
+    chunked.feed([], keep=1)
+    together = chunked.feed(tokens.input_ids, keep=len(tokens.input_ids))
+    single.feed([], keep=1)
+    apart = torch.cat([single.feed([token], keep=1) for token in tokens.input_ids])
+    assert torch.allclose(together, apart, atol=1e-5)
+    assert chunked.passes == 2 and single.passes == 1 + len(tokens.input_ids)
 
 
 @pytest.mark.parametrize('index', range(len(SAMPLES)))
