@@ -25,16 +25,14 @@ from transformers import (
     LlamaTokenizer,
     LlavaConfig,
     LlavaForConditionalGeneration,
-    LlavaProcessor,
 )
-from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 from transformers.tokenization_utils_base import generate_merges
 
-from llara_policy import prompting
 from llara_policy.errors import LlaraError, ModelError
+from llara_policy.model_loading import IMAGE_TOKEN, llava_processor
 from llara_policy.sentencepiece_model import ModelType, PieceType, read_model
 
-IMAGE_TOKEN, PAD_TOKEN = '<image>', '<pad>'
+PAD_TOKEN = '<pad>'
 VOCAB_MULTIPLE = 64  # llava-hf pads the grown vocabulary to a multiple of 64 (GPU efficiency)
 # Llama fields of an original LLaVA config that carry over to the text config.
 _TEXT_KEYS = ('hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
@@ -43,48 +41,6 @@ _TEXT_KEYS = ('hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_atte
               'initializer_range')
 _SELECT_STRATEGY = {'patch': 'default', 'cls_patch': 'full'}  # mm_vision_select_feature
 _ASPECT_PADS = {'pad': True, 'square': False, '': False}  # image_aspect_ratio
-
-
-def vicuna_chat_template(image_token: str = IMAGE_TOKEN) -> str:
-    """Return a Jinja chat template writing prompting's Vicuna-v1 text.
-
-    An image item becomes `image_token` and a newline.
-    """
-    system = prompting.VICUNA_V1_SYSTEM.replace("'", "\\'")
-    return (
-        "{{- '" + system + "' -}}"
-        '{%- for message in messages -%}'
-        "{%- if message['content'] is string -%}{%- set parts = [message['content']] -%}"
-        "{%- else -%}{%- set parts = message['content'] -%}{%- endif -%}"
-        "{%- if message['role'] == 'user' %} USER: {% else %} ASSISTANT: {% endif -%}"
-        '{%- for part in parts -%}'
-        "{%- if part is string -%}{{- part -}}"
-        "{%- elif part['type'] == 'image' -%}{{- '" + image_token + "\\n' -}}"
-        "{%- else -%}{{- part['text'] -}}{%- endif -%}"
-        '{%- endfor -%}'
-        "{%- if message['role'] != 'user' -%}{{- '</s>' -}}{%- endif -%}"
-        '{%- endfor -%}'
-        "{%- if add_generation_prompt %} ASSISTANT:{% endif -%}")
-
-
-def llava_processor(tokenizer, image_size_px: int, patch_size_px: int, image_mean, image_std,
-                    pad_to_square: bool = True, select_strategy: str = 'default',
-                    resample: int = 3) -> LlavaProcessor:
-    """LLaVA-1.5's processor: 'pad', resize the shortest edge, centre-crop, normalise.
-
-    `resample` 3 is PIL bicubic, CLIP's; a frame becomes one token per patch (plus CLS, which
-    the 'default' strategy drops).
-    """
-    image_processor = LlavaImageProcessorPil(
-        do_pad=pad_to_square, size={'shortest_edge': image_size_px}, resample=resample,
-        crop_size={'height': image_size_px, 'width': image_size_px},
-        image_mean=list(image_mean), image_std=list(image_std))
-    template = vicuna_chat_template()
-    tokenizer.chat_template = template
-    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                          patch_size=patch_size_px, vision_feature_select_strategy=select_strategy,
-                          image_token=IMAGE_TOKEN, num_additional_image_tokens=1,
-                          chat_template=template)
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -239,6 +195,67 @@ def _state_dict(original: dict, clip: dict, vocab_rows: int, dtype: torch.dtype,
     return {key: tensor.to(dtype) for key, tensor in state.items()}
 
 
+def _check_sizes(original_config: dict, vocab: int, pieces: int,
+                 vision_config: CLIPVisionConfig, preprocess: dict) -> None:
+    if vocab != original_config.get('vocab_size', vocab) or vocab != pieces:
+        raise ModelError(f'checkpoint vocabulary mismatch: {vocab} embedding rows, config '
+                         f"vocab_size {original_config.get('vocab_size')}, tokenizer.model "
+                         f'{pieces} pieces')
+    width = original_config.get('mm_hidden_size', vision_config.hidden_size)
+    if width != vision_config.hidden_size:
+        raise ModelError(f"vision tower width {vision_config.hidden_size} != the checkpoint's "
+                         f'mm_hidden_size {width}')
+    crop = preprocess.get('crop_size', vision_config.image_size)
+    crop = crop.get('height') if isinstance(crop, dict) else crop
+    if crop != vision_config.image_size:
+        raise ModelError(f'vision tower preprocessor crops {crop} px but the tower takes '
+                         f'{vision_config.image_size} px')
+
+
+def _llava_config(original_config: dict, vision_config: CLIPVisionConfig, vocab: int,
+                  rows: int, dtype: torch.dtype) -> LlavaConfig:
+    """Return LLaVA-1.5's layout: <image> after LLaMA's ids, <pad> next, features of layer -2."""
+    text_config = LlamaConfig(
+        vocab_size=rows, tie_word_embeddings=False, pad_token_id=vocab + 1,
+        **{key: original_config[key] for key in _TEXT_KEYS if original_config.get(key)
+           is not None})
+    strategy = _SELECT_STRATEGY[original_config.get('mm_vision_select_feature', 'patch')]
+    patches = (vision_config.image_size // vision_config.patch_size) ** 2
+    return LlavaConfig(
+        text_config=text_config, vision_config=vision_config, image_token_index=vocab,
+        image_seq_length=patches + (strategy == 'full'), projector_hidden_act='gelu',
+        vision_feature_layer=original_config.get('mm_vision_select_layer', -2),
+        vision_feature_select_strategy=strategy, pad_token_id=vocab + 1,
+        tie_word_embeddings=False, dtype=str(dtype).removeprefix('torch.'))
+
+
+def _filled_model(config: LlavaConfig, original: dict, clip: dict,
+                  dtype: torch.dtype) -> LlavaForConditionalGeneration:
+    """Build the Llava model holding the checkpoint's and the CLIP directory's weights."""
+    with torch.device('meta'):  # no memory until the real tensors are assigned
+        model = LlavaForConditionalGeneration(config)
+    # transformers builds the tower as CLIPVisionTransformer (no `vision_model.` level) or, in
+    # other versions, as CLIPVisionModel: follow the model at hand.
+    names = set(model.state_dict())
+    vision_prefix = next(
+        (prefix for prefix in ('model.vision_tower.vision_model.', 'model.vision_tower.')
+         if any(key.startswith(prefix + 'embeddings.') for key in names)), '')
+    state = _state_dict(original, clip, config.text_config.vocab_size, dtype, vision_prefix)
+    missing, unexpected = sorted(names - set(state)), sorted(set(state) - names)
+    if missing or unexpected:
+        raise ModelError(f'weights do not fit a Llava model: missing {missing[:5]}, unexpected '
+                         f'{unexpected[:5]}')
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:  # shape mismatches name the tensor
+        raise ModelError(f'weights do not fit the configured shapes: {error}') from error
+    text = config.text_config
+    model.generation_config = GenerationConfig(
+        bos_token_id=text.bos_token_id, eos_token_id=text.eos_token_id,
+        pad_token_id=text.pad_token_id, do_sample=False)
+    return model
+
+
 def import_checkpoint(checkpoint: Path, vision_tower: Path, output: Path,
                       dtype: str = 'auto', overwrite: bool = False) -> Path:
     """Convert `checkpoint` (+ the CLIP directory `vision_tower`) into `output`."""
@@ -255,65 +272,22 @@ def import_checkpoint(checkpoint: Path, vision_tower: Path, output: Path,
     preprocess = _read_json(vision_tower / 'preprocessor_config.json', 'vision tower')
     original = load_weights(checkpoint, 'checkpoint')
     clip = load_weights(vision_tower, 'vision tower')
-
-    vocab = original['model.embed_tokens.weight'].shape[0]
-    pieces = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)  # the first id after the pieces
-    if vocab != original_config.get('vocab_size', vocab) or vocab != pieces:
-        raise ModelError(f'checkpoint vocabulary mismatch: {vocab} embedding rows, config '
-                         f"vocab_size {original_config.get('vocab_size')}, tokenizer.model "
-                         f'{pieces} pieces')
-    if original_config.get('mm_hidden_size', vision_config.hidden_size) \
-            != vision_config.hidden_size:
-        raise ModelError(f"vision tower width {vision_config.hidden_size} != the checkpoint's "
-                         f"mm_hidden_size {original_config['mm_hidden_size']}")
-    image_size = preprocess.get('crop_size', {}).get('height', vision_config.image_size) \
-        if isinstance(preprocess.get('crop_size'), dict) else preprocess.get(
-            'crop_size', vision_config.image_size)
-    if image_size != vision_config.image_size:
-        raise ModelError(f'vision tower preprocessor crops {image_size} px but the tower takes '
-                         f'{vision_config.image_size} px')
+    embeddings = original.get('model.embed_tokens.weight')
+    if embeddings is None:
+        raise ModelError('LLaVA checkpoint lacks model.embed_tokens.weight')
+    vocab = embeddings.shape[0]
+    _check_sizes(original_config, vocab, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+                 vision_config, preprocess)
     rows = -(-(vocab + 2) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
-    source_dtype = original['model.embed_tokens.weight'].dtype
-    target_dtype = source_dtype if dtype == 'auto' else getattr(torch, dtype)
-
-    text_config = LlamaConfig(
-        vocab_size=rows, tie_word_embeddings=False, pad_token_id=vocab + 1,
-        **{key: original_config[key] for key in _TEXT_KEYS if original_config.get(key)
-           is not None})
-    strategy = _SELECT_STRATEGY[original_config.get('mm_vision_select_feature', 'patch')]
-    patches = (vision_config.image_size // vision_config.patch_size) ** 2
-    config = LlavaConfig(
-        text_config=text_config, vision_config=vision_config, image_token_index=vocab,
-        image_seq_length=patches + (strategy == 'full'), projector_hidden_act='gelu',
-        vision_feature_layer=original_config.get('mm_vision_select_layer', -2),
-        vision_feature_select_strategy=strategy, pad_token_id=vocab + 1,
-        tie_word_embeddings=False, dtype=str(target_dtype).removeprefix('torch.'))
-    with torch.device('meta'):
-        model = LlavaForConditionalGeneration(config)
-    # transformers builds the tower as CLIPVisionTransformer (no `vision_model.` level) or, in
-    # other versions, as CLIPVisionModel: follow the model at hand.
-    vision_prefix = next(
-        (prefix for prefix in ('model.vision_tower.vision_model.', 'model.vision_tower.')
-         if any(key.startswith(prefix + 'embeddings.') for key in model.state_dict())), '')
-    state = _state_dict(original, clip, rows, target_dtype, vision_prefix)
-    missing, unexpected = (sorted(set(model.state_dict()) - set(state)),
-                           sorted(set(state) - set(model.state_dict())))
-    if missing or unexpected:
-        raise ModelError(f'weights do not fit a Llava model: missing {missing[:5]}, unexpected '
-                         f'{unexpected[:5]}')
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:  # shape mismatches name the tensor
-        raise ModelError(f'weights do not fit the configured shapes: {error}') from error
-    model.generation_config = GenerationConfig(
-        bos_token_id=text_config.bos_token_id, eos_token_id=text_config.eos_token_id,
-        pad_token_id=vocab + 1, do_sample=False)
-
+    target_dtype = embeddings.dtype if dtype == 'auto' else getattr(torch, dtype)
+    config = _llava_config(original_config, vision_config, vocab, rows, target_dtype)
+    model = _filled_model(config, original, clip, target_dtype)
     processor = llava_processor(
         tokenizer, vision_config.image_size, vision_config.patch_size,
         preprocess.get('image_mean'), preprocess.get('image_std'),
         pad_to_square=_ASPECT_PADS[original_config.get('image_aspect_ratio') or ''],
-        select_strategy=strategy, resample=preprocess.get('resample', 3))
+        select_strategy=config.vision_feature_select_strategy,
+        resample=preprocess.get('resample', 3))
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, max_shard_size='5GB')
     processor.save_pretrained(output)

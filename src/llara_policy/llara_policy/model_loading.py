@@ -14,11 +14,19 @@ import warnings
 import torch
 from torch import nn
 import transformers
-from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BitsAndBytesConfig,
+    LlavaProcessor,
+)
+from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
+from llara_policy import prompting
 from llara_policy.errors import ConfigError, ModelError
 from llara_policy.policy_config import PolicyConfig
 
+IMAGE_TOKEN = '<image>'  # LLaVA's image placeholder (llava-hf's token 32000)
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 # Modules kept out of bitsandbytes quantization: the vision tower and projector are small and
 # precision-sensitive (LLaVA's own 4-bit loader keeps CLIP in fp16), lm_head as transformers does.
@@ -197,3 +205,45 @@ def check_processor_matches(model: nn.Module, processor, where: str) -> None:
                 f'processor does not match the model in {where!r}: it makes {tokens} image '
                 f'tokens ({crop["height"]}x{crop["width"]} px, patch {patch}), the model '
                 f'expects {expected}')
+
+
+def vicuna_chat_template(image_token: str = IMAGE_TOKEN) -> str:
+    """Return a Jinja chat template writing prompting's Vicuna-v1 text.
+
+    An image item becomes `image_token` and a newline.
+    """
+    system = prompting.VICUNA_V1_SYSTEM.replace("'", "\\'")
+    return (
+        "{{- '" + system + "' -}}"
+        '{%- for message in messages -%}'
+        "{%- if message['content'] is string -%}{%- set parts = [message['content']] -%}"
+        "{%- else -%}{%- set parts = message['content'] -%}{%- endif -%}"
+        "{%- if message['role'] == 'user' %} USER: {% else %} ASSISTANT: {% endif -%}"
+        '{%- for part in parts -%}'
+        "{%- if part is string -%}{{- part -}}"
+        "{%- elif part['type'] == 'image' -%}{{- '" + image_token + "\\n' -}}"
+        "{%- else -%}{{- part['text'] -}}{%- endif -%}"
+        '{%- endfor -%}'
+        "{%- if message['role'] != 'user' -%}{{- '</s>' -}}{%- endif -%}"
+        '{%- endfor -%}'
+        "{%- if add_generation_prompt %} ASSISTANT:{% endif -%}")
+
+
+def llava_processor(tokenizer, image_size_px: int, patch_size_px: int, image_mean, image_std,
+                    pad_to_square: bool = True, select_strategy: str = 'default',
+                    resample: int = 3) -> LlavaProcessor:
+    """LLaVA-1.5's processor: 'pad', resize the shortest edge, centre-crop, normalise.
+
+    `resample` 3 is PIL bicubic, CLIP's; a frame becomes one token per patch (plus CLS, which
+    the 'default' strategy drops).
+    """
+    image_processor = LlavaImageProcessorPil(
+        do_pad=pad_to_square, size={'shortest_edge': image_size_px}, resample=resample,
+        crop_size={'height': image_size_px, 'width': image_size_px},
+        image_mean=list(image_mean), image_std=list(image_std))
+    template = vicuna_chat_template()
+    tokenizer.chat_template = template
+    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                          patch_size=patch_size_px, vision_feature_select_strategy=select_strategy,
+                          image_token=IMAGE_TOKEN, num_additional_image_tokens=1,
+                          chat_template=template)

@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from llara_policy import prompting
-from llara_policy.checkpoint_import import IMAGE_TOKEN, llava_processor
+from llara_policy.model_loading import IMAGE_TOKEN, llava_processor
 from llara_policy.prompt_pools import ACTION_PROMPTS
 from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 
