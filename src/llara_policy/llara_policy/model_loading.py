@@ -8,6 +8,7 @@ node that cannot load its model must say why at start-up.
 """
 from dataclasses import dataclass
 import json
+import logging
 from pathlib import Path
 import warnings
 
@@ -51,17 +52,30 @@ class LoadedModel:
     quantization: str
 
 
+class _DropMessages(logging.Filter):
+    """Drop log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
 def quiet_library_warnings() -> None:
-    """Silence warnings that fire on every call and say nothing actionable (feasibility 3)."""
-    warnings.filterwarnings('ignore', message='.*MatMul8bitLt: inputs will be cast.*')
+    """Silence messages that fire on every call and say nothing actionable (feasibility 3)."""
+    # bitsandbytes logs these per matmul / per load; the first is expected on CPU, the second
+    # names an optional package that downloads kernels from the hub.
+    logging.getLogger('bitsandbytes.autograd._functions').addFilter(
+        _DropMessages('MatMul8bitLt: inputs will be cast'))
+    logging.getLogger('bitsandbytes.backends.cpu.ops').addFilter(
+        _DropMessages('Failed to load CPU gemm_4bit_forward'))
     warnings.filterwarnings('ignore', message='.*torch.ao.quantization is deprecated.*')
     warnings.filterwarnings('ignore', message='.*quantize_dynamic.*deprecated.*')
     warnings.filterwarnings('ignore', message='.*quantized tensor creation functions.*')
     warnings.filterwarnings('ignore', message='.*torch.jit.script_method.*deprecated.*')
-    warnings.filterwarnings('ignore', category=DeprecationWarning, module='torch.ao')
     transformers.utils.logging.disable_progress_bar()
-    # "Failed to load CPU gemm_4bit_forward from kernels-community" (an optional hub download).
-    transformers.utils.logging.set_verbosity_error()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -151,7 +165,8 @@ def load_model(config: PolicyConfig) -> LoadedModel:
     if device.type == 'cpu' and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     try:
-        processor = AutoProcessor.from_pretrained(directory)
+        # PIL image ops, as LLaVA's own CLIP preprocessing (torchvision resizes differ a little).
+        processor = AutoProcessor.from_pretrained(directory, backend='pil')
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f'cannot load the processor of {str(directory)!r}: {error}') from error
     try:
