@@ -13,7 +13,14 @@ import math
 import numpy as np
 
 from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, check_code
-from llara_policy.arms.primitives import PickPlaceConfig, enable, go_home, pick_and_place
+from llara_policy.arms.primitives import (
+    PickPlaceConfig,
+    SweepConfig,
+    enable,
+    go_home,
+    pick_and_place,
+    sweep,
+)
 from llara_policy.arms.sim import SimArm, SimArmConfig
 from llara_policy.calibration import ModelFrameMapper, RotationConvention
 from llara_policy.errors import ArmError, ConfigError, SimError
@@ -51,6 +58,10 @@ _BUILD_ATTEMPTS = 5
 # moves at speeds an xArm6 can do (<= 1000 mm/s) but faster than a careful real set-up.
 SIM_PICK_PLACE = PickPlaceConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
                                  probe_speed_mm_s=120.0)
+SIM_SWEEP = SweepConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
+                        push_speed_mm_s=120.0)
+# An object that moved more than this during a push was swept.
+_MOVED_M = 0.005
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class SimEnvConfig:
     bonus_steps: int = EVAL_BONUS_STEPS
     settle_steps: int = 480
     pick_place: PickPlaceConfig = SIM_PICK_PLACE
+    sweep: SweepConfig = SIM_SWEEP
     arm: SimArmConfig = SimArmConfig()
 
     def __post_init__(self):
@@ -113,13 +125,15 @@ class SimEnv:
 
     def __init__(self, config: SimEnvConfig = SimEnvConfig()):
         self.config = config
-        self.world = SimWorld(WorldConfig(config.renderer))
-        self._reference_world = SimWorld(WorldConfig(config.renderer, with_robot=False))
+        self.task = make_task(config.task)
+        self.world = SimWorld(WorldConfig(config.renderer, effector=self.task.effector))
+        # Reference images always use TinyRenderer: the EGL plugin is one per process, and the
+        # scene's frames have the better claim to it.
+        self._reference_world = SimWorld(WorldConfig('tiny', with_robot=False))
         self.camera = front_camera()
         self.calibration = self.camera.calibration()
         self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(
             MODEL_FRAME_WIDTH_PX, MODEL_FRAME_HEIGHT_PX))
-        self.task = make_task(config.task)
         self.arm = SimArm(self.world, config.arm)
         self._setup = None
         self._progress = Progress()
@@ -173,7 +187,7 @@ class SimEnv:
             task=self.task.name, partition=self.config.partition, seed=int(seed),
             prompt=TaskPrompt(setup.template, setup.placeholders),
             object_names={obj.body_id: obj.name for obj in setup.objects},
-            objects=setup.objects, max_steps=self.task.max_steps)
+            objects=setup.objects, max_steps=self.task.max_steps, effector=self.task.effector)
         return self.observe()
 
     def observe(self) -> SimObservation:
@@ -181,7 +195,7 @@ class SimEnv:
         rgb, segm = self.world.render(self.camera)
         names = self._info.object_names if self._setup is not None else {}
         segm = np.where(np.isin(segm, list(names)), segm, -1).astype(np.int32)
-        return SimObservation(rgb, segm)
+        return SimObservation(rgb, segm, self.task.effector)
 
     def step(self, action: TableAction) -> StepResult:
         """Execute one pick-and-place (points clipped to the workspace, as VIMA clips)."""
@@ -189,26 +203,42 @@ class SimEnv:
             raise SimError('the episode is over (or not started): call reset(seed)')
         pick = _clip_to_workspace(action.pick_xy_m)
         place = _clip_to_workspace(action.place_xy_m)
-        picked_body = self.world.top_body(pick)
-        held = self.world.objects.get(picked_body)
-        radius = held.radius_m() if held is not None and held.role is Role.DRAGGED else 0.0
-        place_support_m = self.world.surface_height(place, radius, exclude=(picked_body,))
-        picked = True
-        try:
-            pick_and_place(self.arm, (pick[0] * 1000, pick[1] * 1000, 0.0),
-                           (place[0] * 1000, place[1] * 1000, place_support_m * 1000),
-                           action.yaw_change_deg, self.config.pick_place)
-        except ArmError as error:
-            if error.code != CODE_SUCTION_TIMEOUT:
-                raise
-            picked = False
-            self._recover()
+        if self.task.effector is Effector.SPATULA:
+            picked = self._sweep(pick, place)
+        else:
+            picked = self._pick_and_place(pick, place, action.yaw_change_deg)
         self.world.settle(self.config.settle_steps)
         self._progress.steps += 1
         success, failure = self.task.score(self.world, self._setup, self._progress)
         self._done = success or failure or self._progress.steps >= self.step_limit
         return StepResult(self.observe(), success, failure, self._done, picked,
                           self._progress.steps)
+
+    def _pick_and_place(self, pick, place, yaw_change_deg: float) -> bool:
+        """Run the suction primitive; return whether it gripped (a miss is not an error)."""
+        picked_body = self.world.top_body(pick)
+        held = self.world.objects.get(picked_body)
+        radius = held.radius_m() if held is not None and held.role is Role.DRAGGED else 0.0
+        place_support_m = self.world.surface_height(place, radius, exclude=(picked_body,))
+        try:
+            pick_and_place(self.arm, (pick[0] * 1000, pick[1] * 1000, 0.0),
+                           (place[0] * 1000, place[1] * 1000, place_support_m * 1000),
+                           yaw_change_deg, self.config.pick_place)
+        except ArmError as error:
+            if error.code != CODE_SUCTION_TIMEOUT:
+                raise
+            self._recover()
+            return False
+        return True
+
+    def _sweep(self, start, end) -> bool:
+        """Run the spatula push; return whether it moved an object."""
+        before = {b: self.world.object_pose(b)[0] for b in self.world.objects}
+        if math.dist(start, end) > 1e-6:
+            sweep(self.arm, (start[0] * 1000, start[1] * 1000, 0.0),
+                  (end[0] * 1000, end[1] * 1000, 0.0), self.config.sweep)
+        return any(np.linalg.norm(self.world.object_pose(b)[0] - before[b]) > _MOVED_M
+                   for b in before)
 
     def step_model(self, step: ActionStep) -> StepResult:
         """Execute LLaRA's model-frame step through the calibration (the executor's path)."""
@@ -242,7 +272,8 @@ class SimEnv:
                              yaw_change)
         name = self._info.object_names[goal.body_id]
         step = ActionStep(self.model_point(pick), self.model_point(place),
-                          llara_rotation_from_yaw_delta(yaw_change), object_text=name)
+                          llara_rotation_from_yaw_delta(yaw_change), object_text=name,
+                          effector=self.task.effector)
         return OracleAction(action, step, name)
 
     def _recover(self) -> None:

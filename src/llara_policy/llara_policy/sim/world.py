@@ -18,7 +18,6 @@ import pybullet as p
 import pybullet_data
 
 from llara_policy.errors import SimError
-from llara_policy.geometry import quat_xyzw_from_matrix
 from llara_policy.sim.camera import SimCamera, front_camera, render
 from llara_policy.sim.kinematics import (
     XARM6_URDF,
@@ -28,12 +27,11 @@ from llara_policy.sim.kinematics import (
 )
 from llara_policy.sim.meshes import grid_file, mesh_file
 from llara_policy.sim.objects import Colour, Role, ShapeKind
+from llara_policy.sim.tools import TOOL_LENGTH_M, add_spatula, add_suction_cup, place_on_flange
+from llara_policy.types import Effector
 
 # pybullet's default step (240 Hz), the rate VIMA-Bench and ravens simulate at.
 TIME_STEP_S = 1.0 / 240.0
-# The sim's suction tool: a 60 mm cup on the flange; its tip is the TCP.
-SUCTION_TOOL_LENGTH_M = 0.06
-SUCTION_CUP_RADIUS_M = 0.012
 # Home: TCP 0.35 m above the far half of the workspace, tool down. The whole arm is then above
 # the top edge of the front camera's view (sim/camera.py), so frames never show it.
 HOME_TCP_M = (0.22, 0.0, 0.35)
@@ -45,6 +43,12 @@ TABLE_GRID_CELLS = 24  # the table top is drawn as a grid (see meshes.grid_file)
 # Contact properties of every object and the table, and the mass of a dragged object.
 FRICTION = 0.8
 DRAGGED_MASS_KG = 0.05
+
+
+# Clients rendering with the EGL plugin. pybullet's EGL plugin keeps one GL context per process
+# current: with two plugin instances the first client's frames come out wrong (measured: whole
+# frames of misplaced meshes), so only one world per process may use it.
+_egl_users: set[int] = set()
 
 
 @contextlib.contextmanager
@@ -65,13 +69,19 @@ def _quiet_stdout():
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """`renderer`: 'auto' (EGL if it loads, else TinyRenderer), 'egl' or 'tiny'.
+    """`renderer`: 'auto', 'egl' or 'tiny'.
 
-    `with_robot=False` makes a bare table (for rendering prompt reference images).
+    'auto' renders with EGL when its plugin loads and no other world of this process uses it,
+    with TinyRenderer otherwise; the two renderers draw slightly different pixels, so compare
+    frames across worlds only with one explicit renderer.
+
+    `with_robot=False` makes a bare table (for rendering prompt reference images);
+    `effector` is the tool on the flange (suction cup or spatula).
     """
 
     renderer: str = 'auto'
     with_robot: bool = True
+    effector: Effector = Effector.SUCTION
 
     def __post_init__(self):
         if self.renderer not in ('auto', 'egl', 'tiny'):
@@ -85,7 +95,10 @@ class SimWorld:
         self.config = config
         self.client_id = p.connect(p.DIRECT)
         self.uses_egl = False
-        if config.renderer in ('auto', 'egl'):
+        if config.renderer == 'egl' and _egl_users:
+            raise SimError("another SimWorld in this process renders with EGL; pybullet's EGL "
+                           'plugin supports one per process (use renderer="tiny" here)')
+        if config.renderer in ('auto', 'egl') and not _egl_users:
             loader = pkgutil.get_loader('eglRenderer')
             with _quiet_stdout():
                 plugin = p.loadPlugin(loader.get_filename(), '_eglRendererPlugin',
@@ -93,12 +106,14 @@ class SimWorld:
             self.uses_egl = plugin >= 0
             if config.renderer == 'egl' and not self.uses_egl:
                 raise SimError('the EGL renderer plugin did not load (no EGL on this machine?)')
+            if self.uses_egl:
+                _egl_users.add(self.client_id)
         urdf = Path(pybullet_data.getDataPath()) / XARM6_URDF
         self._urdf = str(urdf)
         self.joint_indices = tuple(range(1, 7))  # joint 0 is the fixed world joint
         self.flange_link = 6
         flange_from_tcp = np.eye(4)
-        flange_from_tcp[2, 3] = SUCTION_TOOL_LENGTH_M
+        flange_from_tcp[2, 3] = TOOL_LENGTH_M
         self.kinematics = ArmKinematics(load_joint_specs(urdf), flange_from_tcp)
         home = np.eye(4)
         home[:3, :3] = rotation_from_rpy(math.pi, 0.0, 0.0)
@@ -139,17 +154,18 @@ class SimWorld:
             return
         self.robot_id = p.loadURDF(self._urdf, (0, 0, 0), useFixedBase=True,
                                    physicsClientId=cid)
-        tool_visual = p.createVisualShape(
-            p.GEOM_CYLINDER, radius=SUCTION_CUP_RADIUS_M, length=SUCTION_TOOL_LENGTH_M,
-            rgbaColor=(0.2, 0.2, 0.22, 1.0), physicsClientId=cid)
-        self.tool_id = p.createMultiBody(0.0, -1, tool_visual, (0, 0, -1), physicsClientId=cid)
         self.set_arm_joints(self.home_joints_rad)
+        if self.config.effector is Effector.SPATULA:
+            self.tool_id = add_spatula(cid, self.robot_id, self.flange_link, self._flange_pose())
+        else:
+            self.tool_id = add_suction_cup(cid)
 
     def close(self) -> None:
         """Disconnect the client (the world is unusable afterwards)."""
         if self.client_id >= 0:
             with _quiet_stdout():  # the EGL plugin says goodbye on stdout
                 p.disconnect(physicsClientId=self.client_id)
+            _egl_users.discard(self.client_id)
             self.client_id = -1
 
     def __enter__(self):
@@ -173,14 +189,10 @@ class SimWorld:
                                   physicsClientId=self.client_id)
         return np.array([s[0] for s in states])
 
-    def _sync_tool(self) -> None:
-        """Move the tool's visual to the flange (it has no physics of its own)."""
-        flange = self.kinematics.tcp_pose(self.arm_joints()) @ np.linalg.inv(
+    def _flange_pose(self) -> np.ndarray:
+        """Return base_from_flange (4, 4) of the current joint angles."""
+        return self.kinematics.tcp_pose(self.arm_joints()) @ np.linalg.inv(
             self.kinematics.flange_from_tcp)
-        centre = flange[:3, :3] @ np.array([0.0, 0.0, SUCTION_TOOL_LENGTH_M / 2]) + flange[:3, 3]
-        p.resetBasePositionAndOrientation(self.tool_id, centre.tolist(),
-                                          quat_xyzw_from_matrix(flange[:3, :3]),
-                                          physicsClientId=self.client_id)
 
     # ---- objects -----------------------------------------------------------------------------
 
@@ -196,10 +208,12 @@ class SimWorld:
         visual = p.createVisualShape(
             p.GEOM_MESH, fileName=mesh_file(pieces, kind.footprint_m), rgbaColor=colour.rgba,
             physicsClientId=cid)
-        collision = p.createCollisionShapeArray(
-            [p.GEOM_MESH] * len(pieces),
-            fileNames=[mesh_file((piece,), kind.footprint_m) for piece in pieces],
-            physicsClientId=cid)
+        collision = -1
+        if kind.solid:
+            collision = p.createCollisionShapeArray(
+                [p.GEOM_MESH] * len(pieces),
+                fileNames=[mesh_file((piece,), kind.footprint_m) for piece in pieces],
+                physicsClientId=cid)
         mass = DRAGGED_MASS_KG if kind.role is Role.DRAGGED else 0.0
         position = (float(position_m[0]), float(position_m[1]), float(position_m[2]) - bottom)
         body = p.createMultiBody(mass, collision, visual, position,
@@ -276,8 +290,9 @@ class SimWorld:
 
     def render(self, camera: SimCamera) -> tuple[np.ndarray, np.ndarray]:
         """Render (rgb (H, W, 3) uint8, segmentation (H, W) int32 of body ids, -1 none)."""
-        if self.robot_id >= 0:
-            self._sync_tool()
+        if self.robot_id >= 0 and self.config.effector is Effector.SUCTION:
+            # The cup is only drawn: bring the drawing to the flange.
+            place_on_flange(self.client_id, self.tool_id, self._flange_pose())
         if not self.uses_egl:
             return render(self.client_id, camera, self.renderer, shadows=False)
         with _quiet_stdout():  # the EGL plugin prints GL vendor lines on new contexts
