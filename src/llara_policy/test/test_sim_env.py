@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from llara_policy import prompting
+from llara_policy.arms.primitives import pick_and_place
 from llara_policy.calibration import load_calibration, save_calibration
 from llara_policy.errors import ConfigError, SimError
 from llara_policy.geometry import BasePoint
@@ -229,3 +230,18 @@ def test_oracle_rotation_follows_llara_convention(envs):
     assert oracle.step.rotation_cw_deg == angle
     assert isinstance(oracle.step.pick, ImagePoint)
     assert oracle.step.object_text == oracle.object_name
+
+
+def test_an_executor_driving_the_arm_itself_gets_scored(envs):
+    # The ROS executor's path: model point -> calibration -> pick_and_place on the Arm.
+    env = envs('visual_manipulation')
+    env.reset(13)
+    step = env.oracle().step
+    pick = env.mapper.model_point_to_base(step.pick)
+    place = env.mapper.model_point_to_base(step.place)
+    yaw_deg = -step.rotation_cw_deg  # LLaRA: yaw change = -r
+    pick_and_place(env.arm, (pick.x_m * 1000, pick.y_m * 1000, pick.z_m * 1000),
+                   (place.x_m * 1000, place.y_m * 1000, place.z_m * 1000), yaw_deg,
+                   env.config.pick_place)
+    result = env.finish_step()
+    assert result.success and result.done and result.steps == 1

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, check_code
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, STATE_READY, check_code
 from llara_policy.arms.primitives import (
     PickPlaceConfig,
     SweepConfig,
@@ -141,14 +141,14 @@ class SimEnv:
 
     @property
     def info(self) -> EpisodeInfo:
-        """The current episode's prompt, objects and limits (after reset)."""
+        """Return the current episode's prompt, objects and limits (after reset)."""
         if self._setup is None:
             raise SimError('no episode yet: call reset(seed) first')
         return self._info
 
     @property
     def step_limit(self) -> int:
-        """Steps allowed per episode: the task's max_steps plus the bonus steps."""
+        """Return the steps allowed per episode: the task's max_steps plus the bonus steps."""
         return self.task.max_steps + self.config.bonus_steps
 
     def close(self) -> None:
@@ -178,7 +178,7 @@ class SimEnv:
                 if attempt == _BUILD_ATTEMPTS - 1:
                     raise
         self.world.settle(self.config.settle_steps)
-        if self.arm.state != 2 or self.arm.error_code:
+        if self.arm.state != STATE_READY or self.arm.error_code:
             enable(self.arm)
         self._progress = Progress()
         self._done = False
@@ -207,6 +207,16 @@ class SimEnv:
             picked = self._sweep(pick, place)
         else:
             picked = self._pick_and_place(pick, place, action.yaw_change_deg)
+        return self.finish_step(picked)
+
+    def finish_step(self, picked: bool = True) -> StepResult:
+        """Settle the objects, count one step and score the task: `step` after its motion.
+
+        A driver that moves `self.arm` itself (the ROS executor, through the Arm protocol)
+        calls this after each motion to learn success, failure and whether the episode is over.
+        """
+        if self._done:
+            raise SimError('the episode is over (or not started): call reset(seed)')
         self.world.settle(self.config.settle_steps)
         self._progress.steps += 1
         success, failure = self.task.score(self.world, self._setup, self._progress)

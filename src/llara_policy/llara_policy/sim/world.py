@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 import pkgutil
+import sys
 
 import numpy as np
 import pybullet as p
@@ -32,8 +33,8 @@ from llara_policy.types import Effector
 
 # pybullet's default step (240 Hz), the rate VIMA-Bench and ravens simulate at.
 TIME_STEP_S = 1.0 / 240.0
-# Home: TCP 0.35 m above the far half of the workspace, tool down. The whole arm is then above
-# the top edge of the front camera's view (sim/camera.py), so frames never show it.
+# Home: TCP 0.35 m above the workspace's far (robot-side) edge, tool down. The whole arm is
+# then above the top edge of the front camera's view (sim/camera.py): frames never show it.
 HOME_TCP_M = (0.22, 0.0, 0.35)
 # Table top at z = 0 (the robot stands on it); a slab large enough to fill the camera's view.
 TABLE_CENTRE_M = (0.3, 0.0)
@@ -54,6 +55,8 @@ _egl_users: set[int] = set()
 @contextlib.contextmanager
 def _quiet_stdout():
     """Silence C-level stdout/stderr (the EGL plugin prints its GL vendor strings there)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     with open(os.devnull, 'w') as devnull:
         os.dup2(devnull.fileno(), 1)
