@@ -35,7 +35,8 @@ class ShapeKind:
 
     `symmetry_deg` is the smallest turn that maps the shape onto itself (0: every turn, as for
     a disc; 360: none). `footprint_m` is the side of its square bounding box, `height_m` its
-    height. Bases are static bodies, as VIMA's 'fixed' objects are.
+    height. Bases are static bodies, as VIMA's 'fixed' objects are; markings on the table
+    (`solid=False`, e.g. a line) are drawn but do not collide.
     """
 
     name: str
@@ -45,6 +46,7 @@ class ShapeKind:
     footprint_m: float
     height_m: float
     recipe: tuple
+    solid: bool = True
 
     def pieces(self) -> tuple[Piece, ...]:
         """Return the convex pieces of this shape in its object frame (origin at the centre)."""
@@ -54,6 +56,10 @@ class ShapeKind:
         if kind == 'container':
             outline, wall_m, floor_m = args
             return container_pieces(outline, self.footprint_m, self.height_m, wall_m, floor_m)
+        if kind == 'line':
+            half_x, half_y = args[0] / 2, self.footprint_m / 2
+            return (Piece(rect(-half_x, -half_y, half_x, half_y), -self.height_m / 2,
+                          self.height_m / 2),)
         if kind == 'pallet':
             half_x, half_y = self.footprint_m * 0.4, self.footprint_m / 2
             return (Piece(rect(-half_x, -half_y, half_x, half_y), -self.height_m / 2,
@@ -118,6 +124,13 @@ SHAPES = {s.name: s for s in (
               ('container', 'square', 0.014, 0.0)),
     ShapeKind('pallet', Role.BASE, Profile.SQUARE, 180.0, 0.13, 0.012, ('pallet',)),
     ShapeKind('pan', Role.BASE, Profile.CIRCLE, 360.0, 0.17, 0.02, ('pan',)),
+    # sweep_without_exceeding (VIMA: small block, three-sided rectangle, line).
+    ShapeKind('small block', Role.DRAGGED, Profile.SQUARE, 90.0, 0.018, 0.018,
+              ('glyph', 'square')),
+    ShapeKind('three-sided rectangle', Role.BASE, Profile.OTHER, 360.0, 0.16, 0.002,
+              ('container', 'three-sided', 0.008, 0.0), solid=False),
+    ShapeKind('line', Role.BASE, Profile.OTHER, 180.0, 0.2, 0.001, ('line', 0.024),
+              solid=False),
 )}
 
 # VIMA train.yaml `dragged_obj`, `dragged_obj_asymmetric`, `base_obj`; the held-out shapes of

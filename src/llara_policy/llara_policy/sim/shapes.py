@@ -143,7 +143,10 @@ def glyph_pieces(glyph: str, footprint_m: float, height_m: float) -> tuple[Piece
 
 def container_pieces(outline: str, size_m: float, wall_height_m: float, wall_m: float,
                      floor_m: float) -> tuple[Piece, ...]:
-    """Return a floor plus walls along a round or square outline of outer size `size_m`."""
+    """Return a floor plus walls along an outline of outer size `size_m`.
+
+    `outline` is 'round', 'square' or 'three-sided' (a square open towards +x).
+    """
     half = size_m / 2
     pieces = []
     if outline == 'round':
@@ -153,6 +156,8 @@ def container_pieces(outline: str, size_m: float, wall_height_m: float, wall_m: 
         floor = rect(-half, -half, half, half)
         walls = [rect(-half, -half, half, -half + wall_m), rect(-half, half - wall_m, half, half),
                  rect(-half, -half, -half + wall_m, half), rect(half - wall_m, -half, half, half)]
+        if outline == 'three-sided':
+            walls = walls[:3]
     if floor_m > 0:
         pieces.append(Piece(_convex_ccw(floor), 0.0, floor_m))
     pieces += [Piece(_convex_ccw(w), 0.0, wall_height_m) for w in walls]

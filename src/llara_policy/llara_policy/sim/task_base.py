@@ -7,7 +7,7 @@ is met when the object is within the task's position tolerance (and yaw toleranc
 symmetry, where the task asks for a rotation); an episode fails when a goal object leaves the
 workspace or a distractor is taken for a goal object or target.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 
 import numpy as np
@@ -39,6 +39,7 @@ from llara_policy.sim.objects import (
     shape,
 )
 from llara_policy.sim.world import SimWorld
+from llara_policy.types import Effector
 
 # VIMA's tolerances scaled by our workspace (0.6 of VIMA's): position 0.1 m -> 0.06 m for most
 # tasks (VIMA pos_eps), 15 degrees of yaw (VIMA rot_eps).
@@ -185,18 +186,28 @@ class TaskContext:
 
     def reference(self, items) -> ReferenceImage:
         """Render `items` [(shape, colour, xy, yaw)] alone on the table in the front view."""
+        return self._render([(shape(s), c, xy, yaw) for s, c, xy, yaw in items])
+
+    def _render(self, items) -> ReferenceImage:
         world = self.reference_world
         world.reset()
         names = {}
-        for shape_name, colour_name, xy, yaw in items:
-            body = world.add_object(shape(shape_name), colour(colour_name), (*xy, 0.0), yaw)
-            names[body] = f'{colour_name} {shape_name}'
+        for kind, colour_name, xy, yaw in items:
+            body = world.add_object(kind, colour(colour_name), (*xy, 0.0), yaw)
+            names[body] = f'{colour_name} {kind.name}'
         rgb, segm = world.render(self.camera)
         return ReferenceImage(rgb, segm, names, object_boxes(segm, names))
 
-    def object_placeholder(self, key: str, obj: SceneObject) -> Placeholder:
-        """Return a placeholder showing one object alone, upright at the workspace centre."""
-        reference = self.reference([(obj.shape, obj.colour, REFERENCE_XY_M, 0.0)])
+    def object_placeholder(self, key: str, obj: SceneObject, scale: float = 1.0) -> Placeholder:
+        """Return a placeholder showing one object alone, upright at the workspace centre.
+
+        `scale` enlarges tiny objects in the picture (VIMA draws its small blocks 7x).
+        """
+        kind = shape(obj.shape)
+        if scale != 1.0:
+            kind = replace(kind, footprint_m=kind.footprint_m * scale,
+                           height_m=kind.height_m * scale)
+        reference = self._render([(kind, obj.colour, REFERENCE_XY_M, 0.0)])
         return Placeholder(key, PlaceholderKind.OBJECT, (obj.name,), reference)
 
     def scene_placeholder(self, key: str, items) -> Placeholder:
@@ -220,6 +231,7 @@ class Task:
 
     name = ''
     max_steps = 3
+    effector = Effector.SUCTION
 
     def build(self, ctx: TaskContext) -> TaskSetup:
         """Sample and spawn a scene; return its prompt and goals."""

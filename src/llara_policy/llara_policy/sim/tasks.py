@@ -13,10 +13,11 @@ from llara_policy.sim.task_suite import (
     SceneUnderstanding,
     VisualManipulation,
 )
+from llara_policy.sim.task_sweep import SweepWithoutExceeding
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
     VisualManipulation, Rotate, SceneUnderstanding, Rearrange, PickInOrderThenRestore,
-    SameShape)}
+    SameShape, SweepWithoutExceeding)}
 
 
 def make_task(name: str) -> Task:
