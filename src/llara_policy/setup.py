@@ -24,6 +24,7 @@ setup(
     entry_points={
         'console_scripts': [
             'loopback_probe = llara_policy.ros.loopback_probe:main',
+            'llara_sim_render = llara_policy.sim.render:main',
         ],
     },
 )
