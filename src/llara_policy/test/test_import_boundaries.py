@@ -65,7 +65,7 @@ def core_modules() -> list[str]:
                   if p.stem != '__init__' and not imported_top_names(p) & heavy)
 
 
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, sys
 BLOCKED = {blocked!r}
 class Block(importlib.abc.MetaPathFinder):
@@ -77,7 +77,7 @@ import importlib
 for module in {modules!r}:
     importlib.import_module('llara_policy.' + module)
 print('imported', len({modules!r}))
-'''
+"""
 
 
 def test_required_core_modules_exist_and_import_no_heavy_dependency():
