@@ -1,9 +1,10 @@
 """Benchmark: VlmPolicy per action (one select_action), for each quantization and decoding mode.
 
 Run `python tests/bench/bench_policy.py` (add `--models tiny,30m,7b-shape` on a CUDA machine;
-`--repeats N`). Prints, per model x quantization x decoding: prefill ms, decode ms, total ms,
-sequential forward passes, new tokens and peak memory (process RSS; CUDA allocator peak when
-on CUDA), each configuration in its own process so peaks do not mix. Models are built offline by
+`--repeats N`; `--modes none:bfloat16,...` for some modes only). Prints, per model x
+quantization x decoding: prefill ms, decode ms, total ms, sequential forward passes, new tokens
+and peak memory (process RSS; CUDA allocator peak on CUDA), each configuration in its own
+process so peaks do not mix. Models are built offline by
 `tiny_models` (random weights). So that both decoding modes write the same, template-following
 answer, the model's logits are steered to that answer after every forward pass (all network
 compute is real; a model fine-tuned on LLaRA answers would write them itself). Queries imitate a
@@ -154,6 +155,8 @@ def main() -> int:
     cuda = torch.cuda.is_available()
     parser.add_argument('--models', default='tiny,30m,7b-shape' if cuda else 'tiny,30m')
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--modes', default='',
+                        help='only these quantization:dtype pairs, e.g. none:bfloat16')
     parser.add_argument('--one', help=argparse.SUPPRESS)  # internal: one configuration (JSON)
     args = parser.parse_args()
     if args.one:
@@ -174,6 +177,8 @@ def main() -> int:
             directory, build_s, params = build_model(name, root)
             device = 'cuda' if name == '7b-shape' else 'cpu'
             for quantization, dtype in (CUDA_MODES if device == 'cuda' else CPU_MODES):
+                if args.modes and f'{quantization}:{dtype}' not in args.modes.split(','):
+                    continue
                 options = {'directory': directory, 'device': device, 'repeats': args.repeats,
                            'quantization': quantization, 'dtype': dtype}
                 done = subprocess.run([sys.executable, __file__, '--one', json.dumps(options)],
