@@ -46,7 +46,8 @@ def test_probe_fails_cleanly_without_a_server():
     assert 'FAILED discovery of the server' in client.stderr
 
 
-@pytest.mark.parametrize('executable', ['loopback_probe'])
+@pytest.mark.parametrize('executable', ['loopback_probe', 'llara_sim_render',
+                                        'llara_import_checkpoint'])
 def test_entry_point_is_installed_where_ros2_run_looks(executable):
     candidates = [Path(p) / 'lib' / 'llara_policy' / executable
                   for p in os.environ['AMENT_PREFIX_PATH'].split(os.pathsep)]
