@@ -22,7 +22,7 @@ from llara_policy.arms.primitives import (
     sweep,
 )
 from llara_policy.arms.sim import SimArm, SimArmConfig
-from llara_policy.calibration import ModelFrameMapper, RotationConvention
+from llara_policy.calibration import ModelFrameMapper
 from llara_policy.errors import ArmError, ConfigError, SimError
 from llara_policy.geometry import BasePoint
 from llara_policy.preprocessing import FramePreprocess
@@ -38,6 +38,7 @@ from llara_policy.sim.episode import (
     TableAction,
     TaskPrompt,
     check_seed,
+    table_action_from_step,
 )
 from llara_policy.sim.objects import Role
 from llara_policy.sim.task_base import Progress, TaskContext, vocabulary
@@ -252,12 +253,7 @@ class SimEnv:
 
     def step_model(self, step: ActionStep) -> StepResult:
         """Execute LLaRA's model-frame step through the calibration (the executor's path)."""
-        pick = self.mapper.model_point_to_base(step.pick)
-        place = self.mapper.model_point_to_base(step.place)
-        yaw_rad = self.mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
-                                                        RotationConvention.LLARA)
-        return self.step(TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m),
-                                     math.degrees(yaw_rad)))
+        return self.step(table_action_from_step(self.mapper, step))
 
     def model_point(self, xy_m) -> ImagePoint:
         """Return the normalized model-frame point of a table point (z = 0)."""

@@ -18,7 +18,6 @@ import pybullet as p
 
 from llara_policy.calibration import (
     ModelFrameMapper,
-    RotationConvention,
     vima_fixed_calibration,
 )
 from llara_policy.errors import ConfigError, SimError
@@ -37,6 +36,7 @@ from llara_policy.sim.episode import (
     TableAction,
     TaskPrompt,
     object_boxes,
+    table_action_from_step,
 )
 from llara_policy.types import ActionStep, Effector
 from llara_policy.vima_map import (
@@ -200,12 +200,7 @@ class VimaBenchEnv:
 
     def step_model(self, step: ActionStep) -> StepResult:
         """Map LLaRA's model-frame step with the fixed VIMA map (as LLaRA's eval) and step."""
-        pick = self.mapper.model_point_to_base(step.pick)
-        place = self.mapper.model_point_to_base(step.place)
-        yaw = self.mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
-                                                    RotationConvention.LLARA)
-        return self.step(TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m),
-                                     math.degrees(yaw)))
+        return self.step(table_action_from_step(self.mapper, step))
 
     def oracle(self) -> OracleAction:
         """Return VIMA's own oracle step (`env.task.oracle(env).act`) in our frames.
