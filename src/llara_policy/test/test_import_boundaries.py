@@ -25,7 +25,7 @@ SDK = {'xarm'}
 ALLOWED = {
     'ros': lambda rel: rel.parts[0] == 'ros',
     'ml': lambda rel: rel.stem in {'policy', 'model_loading', 'decoding', 'tiny_models',
-                                   'checkpoint_import', 'vlm_policy', 'templates_decoding'},
+                                   'checkpoint_import'},
     'sim': lambda rel: rel.parts[0] == 'sim' or rel.as_posix() == 'arms/sim.py',
     'sdk': lambda rel: rel.as_posix() == 'arms/xarm.py',
 }
