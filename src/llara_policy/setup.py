@@ -25,7 +25,7 @@ setup(
         'console_scripts': [
             'loopback_probe = llara_policy.ros.loopback_probe:main',
             'llara_sim_render = llara_policy.sim.render:main',
-            'llara_import_checkpoint = llara_policy.checkpoint_import:main',
+            'llara_import_checkpoint = llara_policy.model.checkpoint_import:main',
         ],
     },
 )

@@ -13,10 +13,10 @@ import sys
 import time
 
 try:
-    from llara_policy import prompting
+    from llara_policy.text import prompting
 except ImportError:  # run from a plain checkout, without the colcon workspace sourced
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'src', 'llara_policy'))
-    from llara_policy import prompting
+    from llara_policy.text import prompting
 from llara_policy.types import ActionStep, Effector, ImagePoint
 
 TARGET_ACTIONS_PER_S = 50_000

@@ -25,17 +25,17 @@ import tempfile
 import time
 
 try:
-    from llara_policy import tiny_models
+    from llara_policy.model import tiny_models
 except ImportError:  # run from a plain checkout, without the colcon workspace sourced
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'src', 'llara_policy'))
-    from llara_policy import tiny_models
+    from llara_policy.model import tiny_models
 import numpy as np
 import torch
 
-from llara_policy import prompting
-from llara_policy.model_loading import LoadedModel, load_model
-from llara_policy.policy import VlmPolicy
-from llara_policy.policy_config import PolicyConfig
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.loading import LoadedModel, load_model
+from llara_policy.model.policy import VlmPolicy
+from llara_policy.text import prompting
 from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 
 MODELS = {'tiny': tiny_models.TINY, '30m': tiny_models.SMALL_30M,

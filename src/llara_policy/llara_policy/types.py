@@ -8,10 +8,11 @@ the top-left corner, both in [0, 1].
 from dataclasses import dataclass, field
 import enum
 import math
+import numbers
 
 import numpy as np
 
-from llara_policy.errors import ValueRangeError
+from llara_policy.errors import LlaraError, ValueRangeError
 
 # Size of the model frame LLaRA is trained on: VIMA's front camera view
 # (llara-spec section 0; VIMABench vima_bench/tasks/components/cameras.py).
@@ -26,9 +27,31 @@ class Effector(enum.Enum):
     SPATULA = 'spatula'  # "Sweep the ... and stop at ..."
 
 
-def _check_unit_interval(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueRangeError(f'{name} must be a finite number in [0, 1], got {value!r}')
+def check_real(name: str, value, minimum: float = -math.inf, maximum: float = math.inf,
+               error: type[LlaraError] = ValueRangeError) -> float:
+    """Check the one numeric rule of every domain and config type: a finite real in range.
+
+    Python and numpy ints and floats are accepted; bools (which Python counts as ints), NaN,
+    inf, strings and arrays are not. Returns the value as a float; raises `error` naming `name`.
+    """
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or not minimum <= value <= maximum):
+        raise error(f'{name} must be a finite number in [{minimum}, {maximum}], got {value!r}')
+    return float(value)
+
+
+def check_int(name: str, value, minimum: float = -math.inf, maximum: float = math.inf,
+              error: type[LlaraError] = ValueRangeError) -> int:
+    """`check_real` for integers: Python or numpy integers only, bools rejected; returns an int."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or not minimum <= value <= maximum):
+        raise error(f'{name} must be an integer in [{minimum}, {maximum}], got {value!r}')
+    return int(value)
+
+
+def _set_checked(instance, name: str, check, *bounds) -> None:
+    # Frozen dataclasses store the normalized value (numpy scalars become Python numbers).
+    object.__setattr__(instance, name, check(name, getattr(instance, name), *bounds))
 
 
 @dataclass(frozen=True)
@@ -39,8 +62,8 @@ class ImagePoint:
     y_norm: float
 
     def __post_init__(self):
-        _check_unit_interval('x_norm', self.x_norm)
-        _check_unit_interval('y_norm', self.y_norm)
+        _set_checked(self, 'x_norm', check_real, 0.0, 1.0)
+        _set_checked(self, 'y_norm', check_real, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -52,8 +75,8 @@ class ImageBox:
     height_norm: float
 
     def __post_init__(self):
-        _check_unit_interval('width_norm', self.width_norm)
-        _check_unit_interval('height_norm', self.height_norm)
+        _set_checked(self, 'width_norm', check_real, 0.0, 1.0)
+        _set_checked(self, 'height_norm', check_real, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -80,12 +103,8 @@ class ActionStep:
     step_number: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.rotation_cw_deg, int) or not -359 <= self.rotation_cw_deg <= 359:
-            raise ValueRangeError(
-                f'rotation_cw_deg must be an integer in [-359, 359], got {self.rotation_cw_deg!r}')
-        if not isinstance(self.step_number, int) or self.step_number < 0:
-            raise ValueRangeError(
-                f'step_number must be a non-negative integer, got {self.step_number!r}')
+        _set_checked(self, 'rotation_cw_deg', check_int, -359, 359)
+        _set_checked(self, 'step_number', check_int, 0)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 import torch
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
-from llara_policy import checkpoint_import, tiny_models
-from llara_policy.sentencepiece_model import (
+from llara_policy.geometry.preprocessing import CLIP_MEAN_RGB, CLIP_STD_RGB
+from llara_policy.model import checkpoint_import, tiny_models
+from llara_policy.model.sentencepiece_model import (
     ModelType,
     Piece,
     PieceType,
@@ -152,6 +153,6 @@ def _write_clip(model, clip_dir: Path) -> None:
         'crop_size': {'height': size, 'width': size}, 'do_center_crop': True,
         'do_convert_rgb': True, 'do_normalize': True, 'do_rescale': True, 'do_resize': True,
         'feature_extractor_type': 'CLIPFeatureExtractor',
-        'image_mean': list(tiny_models.CLIP_MEAN), 'image_processor_type': 'CLIPImageProcessor',
-        'image_std': list(tiny_models.CLIP_STD), 'resample': 3,
+        'image_mean': list(CLIP_MEAN_RGB), 'image_processor_type': 'CLIPImageProcessor',
+        'image_std': list(CLIP_STD_RGB), 'resample': 3,
         'rescale_factor': 0.00392156862745098, 'size': {'shortest_edge': size}}))

@@ -4,7 +4,7 @@ import math
 from hypothesis import strategies as st
 import numpy as np
 
-from llara_policy.geometry import CameraIntrinsics, PinholeCamera, RigidTransform
+from llara_policy.geometry.transforms import CameraIntrinsics, PinholeCamera, RigidTransform
 
 TABLE_Z_M = 0.02
 

@@ -3,8 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
 
-from llara_policy import prompting
-from llara_policy.answer_grammar import AnswerGrammar
+from llara_policy.text import prompting
+from llara_policy.text.answer_grammar import AnswerGrammar
 from llara_policy.types import ActionStep, Effector, ImagePoint
 
 units = st.integers(0, 1000).map(lambda v: v / 1000)

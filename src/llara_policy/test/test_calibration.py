@@ -10,7 +10,8 @@ import pytest
 from synthetic_cameras import TABLE_Z_M, cameras, straight_down_camera
 import yaml
 
-from llara_policy.calibration import (
+from llara_policy.errors import CalibrationError, ProjectionError
+from llara_policy.geometry.calibration import (
     Calibration,
     ModelFrameMapper,
     RotationConvention,
@@ -21,17 +22,16 @@ from llara_policy.calibration import (
     save_calibration,
     vima_fixed_calibration,
 )
-from llara_policy.errors import CalibrationError, ProjectionError
-from llara_policy.geometry import (
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.transforms import (
     BasePoint,
     CameraIntrinsics,
     PinholeCamera,
     RigidTransform,
     TableHomography,
 )
-from llara_policy.preprocessing import FramePreprocess
+from llara_policy.geometry.vima_map import vima_model_point_to_table, vima_table_to_model_point
 from llara_policy.types import ImagePoint
-from llara_policy.vima_map import vima_model_point_to_table, vima_table_to_model_point
 
 INTRINSICS = CameraIntrinsics(640, 480, 610.5, 608.25, 321.7, 238.1,
                               (0.08, -0.12, 0.0007, -0.0004, 0.03))
@@ -270,7 +270,9 @@ def test_homography_and_pinhole_of_one_undistorted_camera_agree():
     camera = PinholeCamera(dataclasses.replace(INTRINSICS, distortion=(0.0,) * 5), POSE)
     table = np.array([[0.3, -0.2], [0.6, -0.15], [0.55, 0.2], [0.3, 0.25]])
     pixels = camera.base_to_pixels(np.column_stack([table, np.zeros(4)]))
-    from llara_policy.calibration_fit import fit_homography  # the fit is tested on its own
+    from llara_policy.geometry.calibration_fit import (
+        fit_homography,  # the fit is tested on its own
+    )
     plane = dataclasses.replace(homography(), table_z_m=0.0,
                                 mapping=fit_homography(pixels, table).homography)
     ray = pinhole_calibration('cam', camera.intrinsics, POSE, table_z_m=0.0)

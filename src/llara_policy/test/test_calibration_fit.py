@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from synthetic_cameras import TABLE_Z_M, cameras, inner_pixels
 
-from llara_policy.calibration import load_calibration, save_calibration
-from llara_policy.calibration_fit import (
+from llara_policy.errors import CalibrationError
+from llara_policy.geometry.calibration import load_calibration, save_calibration
+from llara_policy.geometry.calibration_fit import (
     fit_homography,
     fit_pinhole_pose,
     fitted_pinhole_calibration,
     homography_calibration,
 )
-from llara_policy.errors import CalibrationError
-from llara_policy.geometry import CameraIntrinsics, PinholeCamera, RigidTransform
+from llara_policy.geometry.transforms import CameraIntrinsics, PinholeCamera, RigidTransform
 
 CAMERA = PinholeCamera(CameraIntrinsics(640, 480, 600.0, 600.0, 319.5, 239.5),
                        RigidTransform.look_at((0.9, 0.3, 0.8), (0.4, 0.0, TABLE_Z_M)))

@@ -9,10 +9,11 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from llara_policy import checkpoint_import, prompting, tiny_models
 from llara_policy.errors import ModelError, ParseError
-from llara_policy.policy import VlmPolicy
-from llara_policy.policy_config import PolicyConfig
+from llara_policy.model import checkpoint_import, tiny_models
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.policy import VlmPolicy
+from llara_policy.text import prompting
 from llara_policy.types import Effector, Observation
 
 TASK = 'Put the <p>red letter R</p> into the <p>green bowl</p>.'

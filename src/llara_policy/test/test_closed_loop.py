@@ -7,10 +7,10 @@ History grows as in LLaRA's single-step mode. The episode must succeed.
 """
 import pytest
 
-from llara_policy import prompting
-from llara_policy.policy import ScriptedPolicy
+from llara_policy.model.policy import ScriptedPolicy
 from llara_policy.sim.env import SimEnv, SimEnvConfig
 from llara_policy.sim.episode import Split
+from llara_policy.text import prompting
 from llara_policy.types import Observation
 
 

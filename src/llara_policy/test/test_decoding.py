@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from llara_policy import prompting, tiny_models
-from llara_policy.decoding import _Session, greedy_decode
-from llara_policy.model_loading import LoadedModel
-from llara_policy.policy import VlmPolicy
-from llara_policy.policy_config import PolicyConfig
+from llara_policy.model import tiny_models
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.decoding import _Session, greedy_decode
+from llara_policy.model.loading import LoadedModel
+from llara_policy.model.policy import VlmPolicy
+from llara_policy.text import prompting
 from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 
 TASK = 'Put the <p>red letter R</p> into the <p>green bowl</p>.'

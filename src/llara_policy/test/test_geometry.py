@@ -8,7 +8,7 @@ import pytest
 from synthetic_cameras import TABLE_Z_M, cameras, fractions, inner_pixels, straight_down_camera
 
 from llara_policy.errors import ProjectionError, ValueRangeError
-from llara_policy.geometry import (
+from llara_policy.geometry.transforms import (
     BasePoint,
     CameraIntrinsics,
     PinholeCamera,
@@ -19,7 +19,7 @@ from llara_policy.geometry import (
     quat_xyzw_from_matrix,
     quat_xyzw_from_yaw,
 )
-from llara_policy.vima_map import vima_pixels_to_table_xy
+from llara_policy.geometry.vima_map import vima_pixels_to_table_xy
 
 unit_quaternions = st.lists(st.floats(-1.0, 1.0), min_size=4, max_size=4).filter(
     lambda q: np.linalg.norm(q) > 0.1).map(lambda q: tuple(np.array(q) / np.linalg.norm(q)))

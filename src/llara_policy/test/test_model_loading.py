@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from llara_policy import tiny_models
 from llara_policy.errors import ConfigError, ModelError
-from llara_policy.model_loading import check_model_directory, load_model, resolve_dtype
-from llara_policy.policy import VlmPolicy
-from llara_policy.policy_config import PolicyConfig
+from llara_policy.model import tiny_models
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.loading import check_model_directory, load_model, resolve_dtype
+from llara_policy.model.policy import VlmPolicy
 from llara_policy.types import Observation
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason='checks CPU-only behaviour')

@@ -5,12 +5,14 @@ import pytest
 import torch
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from llara_policy import prompting, tiny_models
 from llara_policy.errors import ParseError, ValueRangeError
-from llara_policy.model_loading import LoadedModel
-from llara_policy.policy import PolicyResult, ScriptedPolicy, VlmPolicy
-from llara_policy.policy_config import PolicyConfig
-from llara_policy.prompt_pools import ACTION_PROMPTS
+from llara_policy.geometry.preprocessing import CLIP_MEAN_RGB, CLIP_STD_RGB
+from llara_policy.model import tiny_models
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.loading import LoadedModel
+from llara_policy.model.policy import PolicyResult, ScriptedPolicy, VlmPolicy
+from llara_policy.text import prompting
+from llara_policy.text.prompt_pools import ACTION_PROMPTS
 from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 
 TASK = 'Put the <p>red block</p> into the <p>bowl</p>.'
@@ -50,8 +52,8 @@ def test_frames_are_preprocessed_as_llava_1_5_pad(tiny, shape):
     clip = CLIPImageProcessorPil(
         size={'shortest_edge': SPEC.image_size_px},
         crop_size={'height': SPEC.image_size_px, 'width': SPEC.image_size_px},
-        image_mean=list(tiny_models.CLIP_MEAN), image_std=list(tiny_models.CLIP_STD))
-    expected = clip(llava_expand2square(rgb, tiny_models.CLIP_MEAN),
+        image_mean=list(CLIP_MEAN_RGB), image_std=list(CLIP_STD_RGB))
+    expected = clip(llava_expand2square(rgb, CLIP_MEAN_RGB),
                     return_tensors='pt')['pixel_values']
     assert torch.allclose(inputs['pixel_values'], expected, atol=1e-6)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from llara_policy.errors import ProjectionError, ValueRangeError
-from llara_policy.preprocessing import (
+from llara_policy.geometry.preprocessing import (
     CLIP_MEAN_FILL_RGB,
     VISION_TOWER_SIZE_PX,
     FramePreprocess,

@@ -1,4 +1,4 @@
-"""Golden, round-trip and fuzz tests of llara_policy.prompting (llara-spec.md sections 1-3)."""
+"""Golden, round-trip and fuzz tests of the text protocol (llara-spec.md sections 1-3)."""
 import contextlib
 import hashlib
 import random
@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 import pytest
 
 from llara_policy.errors import ParseError, PromptError
-from llara_policy.prompt_pools import ACTION_PROMPTS, DETECTION_PROMPTS, LOCALIZATION_PROMPTS
-from llara_policy.prompting import (
+from llara_policy.text.prompt_pools import ACTION_PROMPTS, DETECTION_PROMPTS, LOCALIZATION_PROMPTS
+from llara_policy.text.prompting import (
     ACTION_INSTRUCTIONS,
     FIELD_PATTERNS,
     NOTEBOOK_STEP_TEMPLATES,

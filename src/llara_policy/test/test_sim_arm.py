@@ -27,8 +27,8 @@ from llara_policy.arms.primitives import (
     pick_and_place,
     sweep,
 )
-from llara_policy.arms.sim import Fault, SimArm
 from llara_policy.errors import ArmError, ControllerError, NotConnectedError, ValueRangeError
+from llara_policy.sim.arm import Fault, SimArm
 from llara_policy.sim.kinematics import ArmKinematics, rotation_from_rpy
 from llara_policy.sim.objects import COLOURS, SHAPES
 from llara_policy.sim.world import SimWorld, WorldConfig

@@ -5,11 +5,11 @@ Frames hide the arm, and LLaRA's model-frame steps run through the sim camera's 
 import numpy as np
 import pytest
 
-from llara_policy import prompting
 from llara_policy.arms.primitives import pick_and_place
-from llara_policy.calibration import load_calibration, save_calibration
 from llara_policy.errors import ConfigError, SimError
-from llara_policy.geometry import BasePoint
+from llara_policy.execution import TableAction
+from llara_policy.geometry.calibration import load_calibration, save_calibration
+from llara_policy.geometry.transforms import BasePoint
 from llara_policy.sim.env import SimEnv, SimEnvConfig
 from llara_policy.sim.episode import (
     SEED_RANGES,
@@ -18,10 +18,10 @@ from llara_policy.sim.episode import (
     Partition,
     PlaceholderKind,
     Split,
-    TableAction,
 )
 from llara_policy.sim.objects import COLOUR_SET_1, COLOUR_SET_2, NOVEL_BASES, NOVEL_DRAGGED
 from llara_policy.sim.tasks import TASKS
+from llara_policy.text import prompting
 from llara_policy.types import ImagePoint
 
 TEST_SEED = SEED_RANGES[Split.TEST].start

@@ -12,16 +12,17 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from llara_policy import prompting
 from llara_policy.errors import SimError
-from llara_policy.sim.episode import PlaceholderKind, TableAction
+from llara_policy.execution import TableAction
+from llara_policy.geometry.vima_map import vima_table_xy_to_pixels
+from llara_policy.sim.episode import PlaceholderKind
 from llara_policy.sim.vima_bench import (
     INSTALL_HINT,
     VimaBenchEnv,
     VimaEnvConfig,
     vima_bench_available,
 )
-from llara_policy.vima_map import vima_table_xy_to_pixels
+from llara_policy.text import prompting
 
 START = {'red block': (0.4, -0.2), 'blue bowl': (0.6, 0.25)}
 

@@ -2,7 +2,8 @@
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from llara_policy import prompting, tiny_models
+from llara_policy.model import tiny_models
+from llara_policy.text import prompting
 from llara_policy.types import Effector
 
 

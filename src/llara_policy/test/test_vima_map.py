@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from llara_policy.errors import ValueRangeError
-from llara_policy.geometry import CameraIntrinsics, PinholeCamera, RigidTransform
-from llara_policy.types import ImagePoint
-from llara_policy.vima_map import (
+from llara_policy.geometry.transforms import CameraIntrinsics, PinholeCamera, RigidTransform
+from llara_policy.geometry.vima_map import (
     VimaFixedMap,
     llara_rotation_from_yaw_delta,
     llara_rotation_to_yaw_delta_rad,
@@ -18,6 +17,7 @@ from llara_policy.vima_map import (
     vima_table_to_model_point,
     vima_table_xy_to_pixels,
 )
+from llara_policy.types import ImagePoint
 
 
 def test_workspace_corners_land_on_the_documented_pixels():

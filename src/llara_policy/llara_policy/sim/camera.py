@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
-from llara_policy.calibration import Calibration, pinhole_calibration
 from llara_policy.errors import SimError
-from llara_policy.geometry import CameraIntrinsics, RigidTransform
-from llara_policy.preprocessing import FramePreprocess
+from llara_policy.geometry.calibration import Calibration, pinhole_calibration
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.transforms import CameraIntrinsics, RigidTransform
 from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX
 
 # Design values of the sim camera, found by a search over distance, tilt, aim point and focal

@@ -21,11 +21,13 @@ from llara_policy.arms.primitives import (
     pick_and_place,
     sweep,
 )
-from llara_policy.arms.sim import SimArm, SimArmConfig
-from llara_policy.calibration import ModelFrameMapper
 from llara_policy.errors import ArmError, ConfigError, SimError
-from llara_policy.geometry import BasePoint
-from llara_policy.preprocessing import FramePreprocess
+from llara_policy.execution import TableAction, table_action_from_step
+from llara_policy.geometry.calibration import ModelFrameMapper
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.transforms import BasePoint
+from llara_policy.geometry.vima_map import llara_rotation_from_yaw_delta
+from llara_policy.sim.arm import SimArm, SimArmConfig
 from llara_policy.sim.camera import front_camera
 from llara_policy.sim.episode import (
     EVAL_BONUS_STEPS,
@@ -35,10 +37,8 @@ from llara_policy.sim.episode import (
     OracleAction,
     Partition,
     Split,
-    TableAction,
     TaskPrompt,
     check_seed,
-    table_action_from_step,
 )
 from llara_policy.sim.objects import Role
 from llara_policy.sim.task_base import Progress, TaskContext, vocabulary
@@ -51,7 +51,6 @@ from llara_policy.types import (
     Effector,
     ImagePoint,
 )
-from llara_policy.vima_map import llara_rotation_from_yaw_delta
 
 # A scene whose random layout found no room is re-drawn (same rng, so still deterministic).
 _BUILD_ATTEMPTS = 5

@@ -8,13 +8,12 @@ and the oracle's answer in both frames. Boxes follow LLaRA's rule (llara-spec se
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 import enum
-import math
 
 import numpy as np
 
-from llara_policy.calibration import ModelFrameMapper, RotationConvention
 from llara_policy.errors import ConfigError
-from llara_policy.prompting import Reference, Scene
+from llara_policy.execution import TableAction
+from llara_policy.text.prompting import Reference, Scene
 from llara_policy.types import ActionStep, Effector, ImageBox, ImagePoint, ObjectDescription
 
 # Workspace in the robot base frame (metres): the table area tasks use, 2:1 like VIMA's
@@ -178,31 +177,6 @@ class EpisodeInfo:
     objects: tuple[SceneObject, ...]
     max_steps: int
     effector: Effector = Effector.SUCTION
-
-
-@dataclass(frozen=True)
-class TableAction:
-    """One step in the robot base frame: pick and place XY (metres), yaw change (degrees).
-
-    Positive `yaw_change_deg` turns the object counter-clockwise seen from above (about +z).
-    """
-
-    pick_xy_m: tuple[float, float]
-    place_xy_m: tuple[float, float]
-    yaw_change_deg: float
-
-
-def table_action_from_step(mapper: ModelFrameMapper, step: ActionStep) -> TableAction:
-    """Map LLaRA's model-frame step to the base frame through a calibration (the executor's path).
-
-    Points go through the mapper's calibration (pinhole, homography or VIMA's fixed map);
-    the rotation follows LLaRA's convention (yaw change = -rotation_cw_deg).
-    """
-    pick = mapper.model_point_to_base(step.pick)
-    place = mapper.model_point_to_base(step.place)
-    yaw_rad = mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
-                                               RotationConvention.LLARA)
-    return TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m), math.degrees(yaw_rad))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Lengths in metres.
 import numpy as np
 import pybullet as p
 
-from llara_policy.geometry import quat_xyzw_from_matrix
+from llara_policy.geometry.transforms import quat_xyzw_from_matrix
 
 # The cup's tip, or the blade's bottom edge, lies this far along the tool axis from the flange.
 TOOL_LENGTH_M = 0.06

@@ -16,12 +16,19 @@ import math
 import numpy as np
 import pybullet as p
 
-from llara_policy.calibration import (
+from llara_policy.errors import ConfigError, SimError
+from llara_policy.execution import TableAction, table_action_from_step
+from llara_policy.geometry.calibration import (
     ModelFrameMapper,
     vima_fixed_calibration,
 )
-from llara_policy.errors import ConfigError, SimError
-from llara_policy.preprocessing import FramePreprocess
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.vima_map import (
+    VIMA_X_RANGE_M,
+    VIMA_Y_RANGE_M,
+    llara_rotation_from_yaw_delta,
+    vima_table_to_model_point,
+)
 from llara_policy.sim.env import SimObservation, StepResult
 from llara_policy.sim.episode import (
     EVAL_BONUS_STEPS,
@@ -33,18 +40,10 @@ from llara_policy.sim.episode import (
     ReferenceImage,
     SceneObject,
     Split,
-    TableAction,
     TaskPrompt,
     object_boxes,
-    table_action_from_step,
 )
 from llara_policy.types import ActionStep, Effector
-from llara_policy.vima_map import (
-    VIMA_X_RANGE_M,
-    VIMA_Y_RANGE_M,
-    llara_rotation_from_yaw_delta,
-    vima_table_to_model_point,
-)
 
 INSTALL_HINT = ('VIMA-Bench is not installed (it is not on PyPI): git clone '
                 'https://github.com/vimalabs/VIMABench and pip install -e it; see the README')

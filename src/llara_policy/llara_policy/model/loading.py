@@ -23,9 +23,9 @@ from transformers import (
 )
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-from llara_policy import prompting
 from llara_policy.errors import ConfigError, ModelError
-from llara_policy.policy_config import PolicyConfig
+from llara_policy.model.config import PolicyConfig
+from llara_policy.text import prompting
 
 IMAGE_TOKEN = '<image>'  # LLaVA's image placeholder (llava-hf's token 32000)
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}

@@ -8,7 +8,8 @@ renamed, vocabulary grown by `<image>` and `<pad>` and padded to a multiple of 6
 llava-hf/llava-1.5-7b-hf does), with a processor that pads frames to squares (LLaVA 'pad') and
 a tokenizer that writes the ids LLaVA's `tokenizer_image_token` writes. Usage:
 
-    python -m llara_policy.checkpoint_import --checkpoint DIR --vision-tower CLIP_DIR --output OUT
+    llara_import_checkpoint --checkpoint DIR --vision-tower CLIP_DIR --output OUT
+    (or python -m llara_policy.model.checkpoint_import with the same arguments)
 """
 import argparse
 import json
@@ -29,8 +30,8 @@ from transformers import (
 from transformers.tokenization_utils_base import generate_merges
 
 from llara_policy.errors import LlaraError, ModelError
-from llara_policy.model_loading import IMAGE_TOKEN, llava_processor
-from llara_policy.sentencepiece_model import ModelType, PieceType, read_model
+from llara_policy.model.loading import IMAGE_TOKEN, llava_processor
+from llara_policy.model.sentencepiece_model import ModelType, PieceType, read_model
 
 PAD_TOKEN = '<pad>'
 VOCAB_MULTIPLE = 64  # llava-hf pads the grown vocabulary to a multiple of 64 (GPU efficiency)

@@ -22,15 +22,13 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from llara_policy import prompting
-from llara_policy.model_loading import IMAGE_TOKEN, llava_processor
-from llara_policy.prompt_pools import ACTION_PROMPTS
+from llara_policy.geometry.preprocessing import CLIP_MEAN_RGB, CLIP_STD_RGB
+from llara_policy.model.loading import IMAGE_TOKEN, llava_processor
+from llara_policy.text import prompting
+from llara_policy.text.prompt_pools import ACTION_PROMPTS
 from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 
 SPECIAL_TOKENS = ('<unk>', '<s>', '</s>', '<pad>', IMAGE_TOKEN)  # ids 0-4, LLaMA's first three
-# CLIP's normalisation (openai/clip-vit-large-patch14-336 preprocessor_config.json).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PATCH_SIZE_PX = 14
 # Words for object phrases in the tokenizer corpus (VIMA-like colours, textures and shapes).
 _OBJECT_WORDS = ('red', 'green', 'blue', 'yellow', 'purple', 'polka', 'dot', 'striped',
@@ -125,7 +123,8 @@ def build_tokenizer(spec: TinySpec = TINY) -> PreTrainedTokenizerFast:
 def build_processor(spec: TinySpec = TINY, tokenizer=None) -> LlavaProcessor:
     """Return LLaVA-1.5's processor ('pad', resize, normalise) for `spec` and `tokenizer`."""
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(spec)
-    return llava_processor(tokenizer, spec.image_size_px, PATCH_SIZE_PX, CLIP_MEAN, CLIP_STD)
+    return llava_processor(tokenizer, spec.image_size_px, PATCH_SIZE_PX, CLIP_MEAN_RGB,
+                           CLIP_STD_RGB)
 
 
 def build_config(spec: TinySpec, tokenizer) -> LlavaConfig:

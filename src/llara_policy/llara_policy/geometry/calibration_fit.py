@@ -10,9 +10,14 @@ import datetime
 import cv2
 import numpy as np
 
-from llara_policy.calibration import DEFAULT_BASE_FRAME, DEFAULT_CAMERA_FRAME, Calibration
 from llara_policy.errors import CalibrationError, ProjectionError, ValueRangeError
-from llara_policy.geometry import CameraIntrinsics, PinholeCamera, RigidTransform, TableHomography
+from llara_policy.geometry.calibration import DEFAULT_BASE_FRAME, DEFAULT_CAMERA_FRAME, Calibration
+from llara_policy.geometry.transforms import (
+    CameraIntrinsics,
+    PinholeCamera,
+    RigidTransform,
+    TableHomography,
+)
 
 MIN_PAIRS = 4
 # Points whose spread across their best-fit line is below this fraction of their extent are

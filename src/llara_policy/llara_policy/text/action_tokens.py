@@ -7,53 +7,40 @@ re-uses as action tokens (LLaRA `datasets/convert_vima.ipynb` get_rt2_action_inf
 happens elsewhere; this module is the pure arithmetic in both directions.
 """
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-import math
-import numbers
 import operator
 
 from llara_policy.errors import ParseError, ValueRangeError
+from llara_policy.execution import TableAction
+from llara_policy.geometry.vima_map import VIMA_X_RANGE_M, VIMA_Y_RANGE_M
+from llara_policy.types import check_real
 
 # LLaRA eval/eval-rt2.py quantize_float_to_text: token_pool_start=31000, token_num=256.
 ACTION_TOKEN_START = 31000
 ACTION_TOKEN_BINS = 256
 VALUES_PER_ACTION = 5
-# VIMA action bounds, metres (vimalabs/VIMABench vima_bench/env/base.py; spec 2.2).
-TABLE_X_RANGE_M = (0.25, 0.75)
-TABLE_Y_RANGE_M = (-0.5, 0.5)
 # LLaRA get_rt2_action_info: (rotation + 180) / 360 maps [-180, 180] degrees to [0, 1].
 ROTATION_RANGE_DEG = (-180.0, 180.0)
 
 
-@dataclass(frozen=True)
-class TableAction:
-    """One pick-and-place in VIMA table metres with the yaw change of the placed object.
-
-    `rotation_ccw_deg` is yaw(place) - yaw(pick) in degrees, counter-clockwise positive, i.e. NOT
-    negated as in LLaRA's text actions; the place orientation is Rz(rotation_ccw_deg).
-    """
-
-    pick_x_m: float
-    pick_y_m: float
-    place_x_m: float
-    place_y_m: float
-    rotation_ccw_deg: float
-
-    def __post_init__(self):
-        for name, bounds in (('pick_x_m', TABLE_X_RANGE_M), ('pick_y_m', TABLE_Y_RANGE_M),
-                             ('place_x_m', TABLE_X_RANGE_M), ('place_y_m', TABLE_Y_RANGE_M),
-                             ('rotation_ccw_deg', ROTATION_RANGE_DEG)):
-            _check_range(name, getattr(self, name), bounds)
-
-
 def action_to_unit_values(action: TableAction) -> tuple[float, ...]:
-    """Normalise an action to LLaRA's 5 values in [0, 1] (x: (x - 0.25) * 2, y: y + 0.5)."""
+    """Normalise an action to LLaRA's 5 values in [0, 1] (x: (x - 0.25) * 2, y: y + 0.5).
+
+    The action is in VIMA's table frame and must lie inside VIMA's action bounds; the yaw change
+    within [-180, 180] degrees. Anything else raises ValueRangeError naming the field.
+    """
+    for name, value, bounds in (
+            ('pick_xy_m[0]', action.pick_xy_m[0], VIMA_X_RANGE_M),
+            ('pick_xy_m[1]', action.pick_xy_m[1], VIMA_Y_RANGE_M),
+            ('place_xy_m[0]', action.place_xy_m[0], VIMA_X_RANGE_M),
+            ('place_xy_m[1]', action.place_xy_m[1], VIMA_Y_RANGE_M),
+            ('yaw_change_deg', action.yaw_change_deg, ROTATION_RANGE_DEG)):
+        check_real(name, value, *bounds)
     return (
-        (action.pick_x_m - TABLE_X_RANGE_M[0]) * 2.0,
-        action.pick_y_m - TABLE_Y_RANGE_M[0],
-        (action.place_x_m - TABLE_X_RANGE_M[0]) * 2.0,
-        action.place_y_m - TABLE_Y_RANGE_M[0],
-        (action.rotation_ccw_deg - ROTATION_RANGE_DEG[0]) / 360.0,
+        (action.pick_xy_m[0] - VIMA_X_RANGE_M[0]) * 2.0,
+        action.pick_xy_m[1] - VIMA_Y_RANGE_M[0],
+        (action.place_xy_m[0] - VIMA_X_RANGE_M[0]) * 2.0,
+        action.place_xy_m[1] - VIMA_Y_RANGE_M[0],
+        (action.yaw_change_deg - ROTATION_RANGE_DEG[0]) / 360.0,
     )
 
 
@@ -61,10 +48,10 @@ def unit_values_to_action(values: Sequence[float]) -> TableAction:
     """Undo `action_to_unit_values` (LLaRA eval/eval-rt2.py parse_rt2)."""
     pick_x, pick_y, place_x, place_y, rotation = _unit_values(values, VALUES_PER_ACTION)
     return TableAction(
-        _clamp(pick_x * 0.5 + TABLE_X_RANGE_M[0], TABLE_X_RANGE_M),
-        _clamp(pick_y + TABLE_Y_RANGE_M[0], TABLE_Y_RANGE_M),
-        _clamp(place_x * 0.5 + TABLE_X_RANGE_M[0], TABLE_X_RANGE_M),
-        _clamp(place_y + TABLE_Y_RANGE_M[0], TABLE_Y_RANGE_M),
+        (_clamp(pick_x * 0.5 + VIMA_X_RANGE_M[0], VIMA_X_RANGE_M),
+         _clamp(pick_y + VIMA_Y_RANGE_M[0], VIMA_Y_RANGE_M)),
+        (_clamp(place_x * 0.5 + VIMA_X_RANGE_M[0], VIMA_X_RANGE_M),
+         _clamp(place_y + VIMA_Y_RANGE_M[0], VIMA_Y_RANGE_M)),
         _clamp(rotation * 360.0 + ROTATION_RANGE_DEG[0], ROTATION_RANGE_DEG))
 
 
@@ -113,16 +100,8 @@ def decode_actions(token_ids: Iterable[int]) -> tuple[TableAction, ...]:
 def _unit_values(values: Sequence[float], length: int) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or len(values) != length:
         raise ValueRangeError(f'expected {length} values in [0, 1], got {values!r}')
-    for index, value in enumerate(values):
-        _check_range(f'value {index}', value, (0.0, 1.0))
-    return tuple(float(v) for v in values)
-
-
-def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or not bounds[0] <= value <= bounds[1]):
-        raise ValueRangeError(f'{name} must be a finite number in [{bounds[0]}, {bounds[1]}], '
-                              f'got {value!r}')
+    return tuple(check_real(f'value {index}', value, 0.0, 1.0)
+                 for index, value in enumerate(values))
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:

@@ -12,8 +12,8 @@ import random
 import re
 
 from llara_policy.errors import ParseError, PromptError
-from llara_policy.prompt_pools import ACTION_PROMPTS, DETECTION_PROMPTS, LOCALIZATION_PROMPTS
-from llara_policy.template_grammar import (
+from llara_policy.text.prompt_pools import ACTION_PROMPTS, DETECTION_PROMPTS, LOCALIZATION_PROMPTS
+from llara_policy.text.template_grammar import (
     FieldSyntax,
     Grammar,
     compile_template,

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from llara_policy.errors import ValueRangeError
-from llara_policy.geometry import as_points
+from llara_policy.geometry.transforms import as_points
 from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
 
 # pos2pix_front / pix2pos_front constants (LostXine/LLaRA eval/vima_utils.py): pixels per metre

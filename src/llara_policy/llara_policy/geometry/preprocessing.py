@@ -15,13 +15,14 @@ import cv2
 import numpy as np
 
 from llara_policy.errors import ProjectionError, ValueRangeError
-from llara_policy.geometry import as_points
+from llara_policy.geometry.transforms import as_points
 from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
 
 # CLIP's image mean (openai/clip-vit-large-patch14-336 preprocessor config). LLaVA-1.5's
 # expand2square fills with tuple(int(m * 255)) of it (haotian-liu/LLaVA llava/mm_utils.py).
 CLIP_MEAN_RGB = (0.48145466, 0.4578275, 0.40821073)
 CLIP_MEAN_FILL_RGB = tuple(int(m * 255) for m in CLIP_MEAN_RGB)  # (122, 116, 104)
+CLIP_STD_RGB = (0.26862954, 0.26130258, 0.27577711)
 # Input size of LLaVA-1.5's vision tower, CLIP ViT-L/14 at 336 px (llara-spec section 6.1).
 VISION_TOWER_SIZE_PX = 336
 

@@ -14,8 +14,8 @@ import string
 
 import regex  # third-party `regex` (a transformers dependency): partial matching of slot syntax
 
-from llara_policy import prompting
 from llara_policy.errors import ValueRangeError
+from llara_policy.text import prompting
 from llara_policy.types import ActionStep, Effector, ImagePoint
 
 # Longest object phrase the decoder lets the model write (VIMA's longest names are ~35 chars).

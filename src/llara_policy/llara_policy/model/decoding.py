@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from llara_policy.answer_grammar import MAX_FREE_TEXT_CHARS, AnswerGrammar, State
 from llara_policy.errors import ModelError
+from llara_policy.text.answer_grammar import MAX_FREE_TEXT_CHARS, AnswerGrammar, State
 
 _DRAFT_CACHE_SIZE = 4096
 _TAIL_TOKENS = 3  # context tokens re-encoded in front of forced text to tokenize it in context

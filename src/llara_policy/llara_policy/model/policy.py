@@ -14,13 +14,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from llara_policy import prompting
-from llara_policy.answer_grammar import AnswerGrammar
-from llara_policy.decoding import DecodeResult, TokenTable, greedy_decode, template_decode
 from llara_policy.errors import ModelError, ValueRangeError
-from llara_policy.model_loading import LoadedModel, load_model
-from llara_policy.policy_config import PolicyConfig
-from llara_policy.preprocessing import SquarePad
+from llara_policy.geometry.preprocessing import SquarePad
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.decoding import DecodeResult, TokenTable, greedy_decode, template_decode
+from llara_policy.model.loading import LoadedModel, load_model
+from llara_policy.text import prompting
+from llara_policy.text.answer_grammar import AnswerGrammar
 from llara_policy.types import ActionStep, Observation
 
 

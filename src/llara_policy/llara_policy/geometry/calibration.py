@@ -15,7 +15,8 @@ import numpy as np
 import yaml
 
 from llara_policy.errors import CalibrationError, ProjectionError, ValueRangeError
-from llara_policy.geometry import (
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.transforms import (
     BasePoint,
     CameraIntrinsics,
     PinholeCamera,
@@ -23,9 +24,8 @@ from llara_policy.geometry import (
     TableHomography,
     image_rotation_to_yaw_delta_rad,
 )
-from llara_policy.preprocessing import FramePreprocess
+from llara_policy.geometry.vima_map import VimaFixedMap, llara_rotation_to_yaw_delta_rad
 from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
-from llara_policy.vima_map import VimaFixedMap, llara_rotation_to_yaw_delta_rad
 
 CALIBRATION_VERSION = 1
 # The optical frame a RealSense driver publishes (ROS optical frames: `<camera>_optical_frame`).
@@ -172,8 +172,9 @@ _TOP_KEYS = ('version', 'camera_id', 'mapping', 'image_width_px', 'image_height_
 _PINHOLE_KEYS = ('fx_px', 'fy_px', 'cx_px', 'cy_px', 'distortion', 'base_from_camera')
 _TRANSFORM_KEYS = ('translation_m', 'quat_xyzw')
 _HOMOGRAPHY_KEYS = ('base_xy_from_pixel',)
-_HEADER = ('# LLaRA camera calibration (llara_policy.calibration). Lengths in metres, pixels of\n'
-           '# the full camera image; base_from_camera maps optical-frame points to base_frame.\n')
+_HEADER = ('# LLaRA camera calibration (llara_policy.geometry.calibration). Lengths in metres,\n'
+           '# pixels of the full camera image; base_from_camera maps optical-frame points to\n'
+           '# base_frame.\n')
 
 
 def calibration_to_dict(cal: Calibration) -> dict:
