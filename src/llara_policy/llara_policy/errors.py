@@ -41,7 +41,16 @@ class ProjectionError(LlaraError):
 
 
 class UnsafeTargetError(LlaraError):
-    """A target pose fails a safety check; raised before any arm command is sent."""
+    """A target fails the workspace check; raised before any arm command is sent.
+
+    `limit` names the violated quantity ('x', 'y', 'z', 'reach', 'speed', 'yaw change', ...)
+    and `value` is the offending value in the unit the message states.
+    """
+
+    def __init__(self, message: str, limit: str, value: float):
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
 
 
 class ArmError(LlaraError):

@@ -157,7 +157,7 @@ print('imported', len({modules!r}))
 
 def test_core_imports_with_ros_torch_and_pybullet_unavailable():
     modules = core_modules()
-    assert {'errors', 'types', 'execution', 'text.prompting',
+    assert {'errors', 'types', 'workspace', 'execution', 'text.prompting',
             'geometry.calibration'} <= set(modules)
     code = BLOCKER.format(blocked=sorted(ROS | ML | SIM | SDK), modules=modules)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
