@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from llara_policy.model.config import PolicyConfig
+from llara_policy.model.dtype_choice import choose_auto_dtype, detect_cpu_features
 from llara_policy.model.loading import LoadedModel, load_model
 from llara_policy.model.policy import VlmPolicy
 from llara_policy.text import prompting
@@ -99,10 +100,10 @@ def run_configuration(options: dict) -> dict:
     load_s = time.perf_counter() - start
     steered = SteeredModel(loaded.model)
     loaded = LoadedModel(steered, loaded.processor, loaded.device, loaded.dtype,
-                         loaded.quantization)
+                         loaded.quantization, loaded.dtype_reason)
     if loaded.device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    policies = {decoding: VlmPolicy.from_loaded(
+    policies = {decoding: VlmPolicy(
         PolicyConfig(model_path=options['directory'], decoding=decoding), loaded)
         for decoding in ('greedy', 'template')}
     runs = {(decoding, index): [] for decoding in policies for index in range(len(queries()))}
@@ -166,6 +167,9 @@ def main() -> int:
     print(f'# {datetime.date.today()} {platform.node()} {machine}, {os.cpu_count()} CPUs, '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA {cuda}, '
           f'load average before: {os.getloadavg()[0]:.2f}')
+    cpu = detect_cpu_features()
+    print(f'# CPU: torch capability {cpu.capability}, {cpu.machine}; dtype auto on CPU -> '
+          f'{choose_auto_dtype("cpu", cpu).reason}')
     print(f'# {" ".join([os.path.basename(sys.executable), *sys.argv])}')
     header = ('model', 'params', 'device', 'quant', 'dtype', 'decoding', 'prefill ms',
               'decode ms', 'total ms', 'passes', 'tokens', 'peak RSS MB', 'peak CUDA MB',

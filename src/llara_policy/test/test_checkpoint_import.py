@@ -89,8 +89,8 @@ def test_prompt_ids_are_those_of_llava_tokenizer_image_token(release):
 def test_vlm_policy_runs_the_imported_model(release):
     _, _, root = release
     for decoding in ('template', 'greedy'):
-        policy = VlmPolicy(PolicyConfig(model_path=str(root / 'imported'), dtype='float32',
-                                        decoding=decoding, max_new_tokens=16))
+        policy = VlmPolicy.load(PolicyConfig(model_path=str(root / 'imported'), dtype='float32',
+                                             decoding=decoding, max_new_tokens=16))
         if decoding == 'template':
             result = policy.select_action(Observation(frame()), TASK)
             assert result.steps and result.steps[0].step_number == 1
@@ -102,7 +102,7 @@ def test_vlm_policy_runs_the_imported_model(release):
 def test_loading_the_original_layout_directly_names_the_import_command(release):
     _, _, root = release
     with pytest.raises(ModelError, match='llara_import_checkpoint'):
-        VlmPolicy(PolicyConfig(model_path=str(root / 'checkpoint')))
+        VlmPolicy.load(PolicyConfig(model_path=str(root / 'checkpoint')))
 
 
 def broken(root, tmp_path, edit):

@@ -21,8 +21,9 @@ def frame(seed: int) -> np.ndarray:
 
 
 def policy_over(model, processor, **config) -> VlmPolicy:
-    loaded = LoadedModel(model, processor, torch.device('cpu'), torch.float32, 'none')
-    return VlmPolicy.from_loaded(PolicyConfig(**config), loaded)
+    loaded = LoadedModel(model, processor, torch.device('cpu'), torch.float32, 'none',
+                         'float32: test')
+    return VlmPolicy(PolicyConfig(**config), loaded)
 
 
 def step(pick, place, rotation, name, effector=Effector.SUCTION, number=1) -> ActionStep:

@@ -25,8 +25,8 @@ def tiny():
 
 
 def make_policy(tiny, **config) -> VlmPolicy:
-    loaded = LoadedModel(*tiny, torch.device('cpu'), torch.float32, 'none')
-    return VlmPolicy.from_loaded(PolicyConfig(**config), loaded)
+    loaded = LoadedModel(*tiny, torch.device('cpu'), torch.float32, 'none', 'float32: test')
+    return VlmPolicy(PolicyConfig(**config), loaded)
 
 
 def frame(height=128, width=256, seed=0) -> np.ndarray:

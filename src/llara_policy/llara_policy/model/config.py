@@ -37,8 +37,10 @@ class PolicyConfig:
         model_path: Hugging Face model directory (config, weights, processor). Original-layout
             LLaVA/LLaRA checkpoints must first be converted with `llara_import_checkpoint`.
         device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.
-        dtype: weight/compute dtype; 'auto' is float16 on CUDA (LLaRA's eval) and bfloat16 on CPU
-            (faster than float32 there; 'dynamic_int8' implies float32).
+        dtype: weight/compute dtype; 'auto' is float16 on CUDA (LLaRA's eval), and on CPU
+            bfloat16 where the CPU has native bf16 (avx512_bf16 / amx_bf16 on x86, bf16 on Arm)
+            else float32 (emulated bf16 is ~2x slower); 'dynamic_int8' implies float32. The
+            choice and its reason are logged at load (`dtype_choice.resolve_dtype`).
         quantization: one of QUANTIZATIONS.
         attn_implementation: 'sdpa', 'eager' or 'flash_attention_2' (CUDA only).
         decoding: 'template' (forced template text, every answer parses) or 'greedy' (parity).

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 import warnings
 
+from safetensors import SafetensorError, safe_open
 import torch
 from torch import nn
 import transformers
@@ -25,10 +26,10 @@ from transformers.models.llava.image_processing_pil_llava import LlavaImageProce
 
 from llara_policy.errors import ConfigError, ModelError
 from llara_policy.model.config import PolicyConfig
+from llara_policy.model.dtype_choice import resolve_dtype
 from llara_policy.text import prompting
 
 IMAGE_TOKEN = '<image>'  # LLaVA's image placeholder (llava-hf's token 32000)
-_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 # Modules kept out of bitsandbytes quantization: the vision tower and projector are small and
 # precision-sensitive (LLaVA's own 4-bit loader keeps CLIP in fp16), lm_head as transformers does.
 # transformers 5 matches these as regexes from the start of a module's full name (4.x matched
@@ -39,17 +40,23 @@ _BNB_SKIP = [*_BNB_SKIP_NAMES, *(r'.*\.' + name for name in _BNB_SKIP_NAMES)]
 _ORIGINAL_LAYOUT_KEYS = ('mm_vision_tower', 'mm_projector_type')
 _PROCESSOR_FILES = ('processor_config.json', 'preprocessor_config.json')
 _TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'tokenizer.model')
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready for inference, with the processor, device and dtype it runs with."""
+    """A model ready for inference, with the processor, device and dtype it runs with.
+
+    `dtype_reason` says why `dtype` was chosen (e.g. 'float32: CPU capability AVX2 has no
+    native bf16 ...'); the policy node reports it in PolicyStatus.dtype_reason.
+    """
 
     model: nn.Module
     processor: object
     device: torch.device
     dtype: torch.dtype
     quantization: str
+    dtype_reason: str
 
 
 class _DropMessages(logging.Filter):
@@ -93,22 +100,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_dtype(config: PolicyConfig, device: torch.device) -> torch.dtype:
-    """Return the dtype of weights and activations; check CUDA-only and CPU-only choices."""
-    if config.quantization == 'dynamic_int8':
-        if device.type != 'cpu':
-            raise ConfigError("quantization 'dynamic_int8' runs on CPU only; on CUDA use "
-                              "'int8' or 'nf4'")
-        return torch.float32
-    if config.dtype == 'auto':
-        # float16 matches LLaRA's eval on GPUs; bf16 is the fastest exact-enough CPU choice
-        # (tests/bench/bench_policy.py; feasibility.md section 3).
-        return torch.float16 if device.type == 'cuda' else torch.bfloat16
-    if config.dtype == 'float16' and device.type == 'cpu':
-        raise ConfigError("dtype 'float16' is for CUDA; on CPU use 'bfloat16' or 'float32'")
-    return _DTYPES[config.dtype]
-
-
 def check_model_directory(path: str) -> Path:
     """Return the model directory or raise ModelError saying what is missing or wrong."""
     if not path:
@@ -139,7 +130,23 @@ def check_model_directory(path: str) -> Path:
     if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
         raise ModelError(f'{str(directory)!r} has no tokenizer: expected one of '
                          f'{", ".join(_TOKENIZER_FILES)}')
+    check_safetensors_headers(directory)
     return directory
+
+
+def check_safetensors_headers(directory: Path) -> None:
+    """Raise ModelError naming a `*.safetensors` file whose header is corrupt or truncated.
+
+    Reads only each header (safetensors checks that it covers the whole file), so a damaged
+    download is named in milliseconds instead of surfacing as a nameless SafetensorError.
+    """
+    for path in sorted(directory.glob('*.safetensors')):
+        try:
+            with safe_open(path, framework='pt'):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise ModelError(f'corrupt or truncated weights file {str(path)!r}: {error}; '
+                             'download or convert it again') from error
 
 
 def _quantization_config(config: PolicyConfig, dtype: torch.dtype) -> BitsAndBytesConfig | None:
@@ -158,7 +165,8 @@ def load_model(config: PolicyConfig) -> LoadedModel:
     quiet_library_warnings()
     directory = check_model_directory(config.model_path)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config, device)
+    choice = resolve_dtype(config, device)
+    dtype = choice.dtype
     if config.attn_implementation == 'flash_attention_2' and device.type != 'cuda':
         raise ConfigError("attn_implementation 'flash_attention_2' needs CUDA; on CPU use "
                           "'sdpa' or 'eager'")
@@ -174,7 +182,8 @@ def load_model(config: PolicyConfig) -> LoadedModel:
             directory, dtype=dtype, device_map={'': device},
             quantization_config=_quantization_config(config, dtype),
             attn_implementation=config.attn_implementation)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError,
+            SafetensorError) as error:
         raise ModelError(f'cannot load the model in {str(directory)!r}: {error}') from error
     model.eval()
     model.requires_grad_(False)
@@ -182,7 +191,8 @@ def load_model(config: PolicyConfig) -> LoadedModel:
         # Weights become packed int8, activations are quantized per call; fp32 elsewhere.
         model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     check_processor_matches(model, processor, str(directory))
-    return LoadedModel(model, processor, device, dtype, config.quantization)
+    _LOG.info('loaded %s on %s, dtype %s', directory, device, choice.reason)
+    return LoadedModel(model, processor, device, dtype, config.quantization, choice.reason)
 
 
 def check_processor_matches(model: nn.Module, processor, where: str) -> None:

@@ -73,17 +73,11 @@ class VlmPolicy:
     Raises ParseError (greedy decoding only: template answers always parse) with the text.
     """
 
-    def __init__(self, config: PolicyConfig):
-        self._setup(config, load_model(config))
+    def __init__(self, config: PolicyConfig, loaded: LoadedModel):
+        """Build a policy over a loaded model (`VlmPolicy.load` loads `config.model_path`).
 
-    @classmethod
-    def from_loaded(cls, config: PolicyConfig, loaded: LoadedModel) -> 'VlmPolicy':
-        """Build a policy over a loaded model (tests, benchmarks, training evaluation)."""
-        policy = cls.__new__(cls)
-        policy._setup(config, loaded)
-        return policy
-
-    def _setup(self, config: PolicyConfig, loaded: LoadedModel) -> None:
+        `loaded.dtype_reason` says which dtype it computes in and why (PolicyStatus).
+        """
         self.config = config
         self.loaded = loaded
         self.model = loaded.model
@@ -99,6 +93,11 @@ class VlmPolicy:
         self._table = TokenTable(self.tokenizer, vocab, self.eos_ids) if vocab else None
         self.answer_lead = self._answer_lead()
         self.reset()
+
+    @classmethod
+    def load(cls, config: PolicyConfig) -> 'VlmPolicy':
+        """Load the model `config` names (`load_model`) and build a policy over it."""
+        return cls(config, load_model(config))
 
     def _eos_ids(self) -> frozenset[int]:
         ids = getattr(self.model.generation_config, 'eos_token_id', None)
