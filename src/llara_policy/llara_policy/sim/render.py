@@ -5,18 +5,22 @@
 Each step shows the policy's exact 256x128 model frame (enlarged, nearest neighbour) with the
 oracle's pick point (green circle), place point (red cross), arrow and rotation drawn, then the
 motion filmed by the same camera at a higher resolution (the arm enters the view while it works),
-under the instruction and above the prompt's reference images.
+under the instruction and above the prompt's reference images. Every argument, the output
+folder and the MP4 writer are checked before the episode runs.
 """
 import argparse
+import math
+import os
 from pathlib import Path
 import sys
+import tempfile
 import textwrap
 
 import cv2
 import imageio.v2 as imageio
 import numpy as np
 
-from llara_policy.errors import LlaraError
+from llara_policy.errors import ConfigError, LlaraError
 from llara_policy.sim.env import SimEnv, SimEnvConfig
 from llara_policy.sim.episode import SEED_RANGES, OracleAction, Partition, Split
 from llara_policy.sim.tasks import TASKS
@@ -30,6 +34,8 @@ _HEADER_LINES = 3
 _LINE_PX = 22
 # Final frames repeat so players that loop do not jump straight back to the start.
 _HOLD_FRAMES = 8
+VIDEO_SUFFIXES = ('.gif', '.mp4')
+_MP4_CODEC = 'mp4v'
 
 
 def _text(image: np.ndarray, text: str, origin, scale: float = 0.55, colour=_TEXT) -> None:
@@ -123,16 +129,87 @@ def film_episode(env: SimEnv, seed: int, scale: int = 3, motion_fps: float = 6.0
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
     """Write RGB frames as a GIF (imageio) or an MP4 (OpenCV's mp4v codec)."""
-    if path.suffix.lower() == '.gif':
-        imageio.mimsave(path, frames, duration=1000.0 / fps, loop=0)
-        return
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    try:
+        if path.suffix.lower() == '.gif':
+            imageio.mimsave(path, frames, duration=1000.0 / fps, loop=0)
+            return
+        height, width = frames[0].shape[:2]
+        writer = _open_mp4(path, fps, width, height)
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+    except OSError as error:
+        raise LlaraError(f'cannot write {str(path)!r}: {error}') from error
+    if not path.is_file() or path.stat().st_size == 0:
+        raise LlaraError(f'OpenCV wrote no video to {str(path)!r}: {_mp4_alternatives()}')
+
+
+def _open_mp4(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*_MP4_CODEC), fps,
+                             (width, height))
     if not writer.isOpened():
-        raise LlaraError(f'OpenCV cannot write {path}; use a .gif')
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+        raise LlaraError(f'OpenCV cannot write an MP4 to {str(path)!r}: '
+                         f'{_mp4_alternatives()}')
+    return writer
+
+
+def _mp4_alternatives() -> str:
+    """Say what this OpenCV can write video with, and what else would work."""
+    backends = [cv2.videoio_registry.getBackendName(b)
+                for b in cv2.videoio_registry.getWriterBackends()]
+    cause = ('it has no FFmpeg video writer' if 'FFMPEG' not in backends
+             else f'its FFmpeg writer did not accept the {_MP4_CODEC!r} codec')
+    return (f'OpenCV {cv2.__version__} ({cause}; writer backends: '
+            f'{", ".join(backends) or "none"}). Alternatives: an OpenCV with FFmpeg (the pip '
+            'wheels opencv-python and opencv-python-headless bundle it), or a GIF '
+            '(--out NAME.gif, written by imageio)')
+
+
+def check_mp4_writer(folder: Path) -> None:
+    """Write a two-frame MP4 in `folder` and delete it; raise ConfigError saying why it failed."""
+    handle, name = tempfile.mkstemp(suffix='.mp4', prefix='.render-check-', dir=folder)
+    os.close(handle)
+    trial = Path(name)
+    try:
+        writer = _open_mp4(trial, 1.0, 16, 16)
+        for _ in range(2):
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+        writer.release()
+        if trial.stat().st_size == 0:
+            raise LlaraError(_mp4_alternatives())
+    except LlaraError as error:
+        raise ConfigError(f'--out: cannot write MP4 video: {error}') from error
+    finally:
+        trial.unlink(missing_ok=True)
+
+
+def prepare_output(args: argparse.Namespace) -> None:
+    """Check every argument and the output path, creating its folder; raise ConfigError.
+
+    Runs before the episode, so a typo costs milliseconds rather than a whole simulation.
+    """
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        raise ConfigError(f'--fps must be a number > 0, got {args.fps}')
+    if not math.isfinite(args.motion_fps) or args.motion_fps < 0:
+        raise ConfigError(f'--motion-fps must be a number >= 0, got {args.motion_fps}')
+    if args.scale < 1:
+        raise ConfigError(f'--scale must be an integer >= 1, got {args.scale}')
+    out = args.out
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f'--out {str(out)!r}: unsupported extension {out.suffix!r}; use '
+                          f'{" or ".join(VIDEO_SUFFIXES)}')
+    if out.is_dir():
+        raise ConfigError(f'--out {str(out)!r} is a folder; give a file name')
+    folder = out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f'--out: cannot create the folder {str(folder)!r}: '
+                          f'{error.strerror or error}') from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f'--out: the folder {str(folder)!r} is not writable')
+    if out.suffix.lower() == '.mp4':
+        check_mp4_writer(folder)
 
 
 def parse_args(argv) -> argparse.Namespace:
@@ -144,9 +221,10 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument('--partition', default=Partition.PLACEMENT.value,
                         choices=[p.value for p in Partition])
     parser.add_argument('--out', type=Path, default=Path('episode.gif'),
-                        help='.gif or .mp4')
-    parser.add_argument('--scale', type=int, default=3, help='view size: 256x128 times this')
-    parser.add_argument('--fps', type=float, default=8.0, help='playback frames per second')
+                        help='.gif or .mp4; a missing folder is created')
+    parser.add_argument('--scale', type=int, default=3,
+                        help='view size: 256x128 times this (>= 1)')
+    parser.add_argument('--fps', type=float, default=8.0, help='playback frames per second (> 0)')
     parser.add_argument('--motion-fps', type=float, default=6.0,
                         help='frames filmed per simulated second of motion (0: key frames only)')
     parser.add_argument('--renderer', default='auto', choices=('auto', 'egl', 'tiny'))
@@ -154,8 +232,17 @@ def parse_args(argv) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    """Entry point: film one oracle episode and write it."""
+    """Entry point: film one oracle episode and write it.
+
+    Returns 0 on success, 2 for a bad argument or output path (found before the episode runs),
+    1 when the episode or the writing fails.
+    """
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        prepare_output(args)
+    except ConfigError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     partition = Partition(args.partition)
     split = Split.TRAIN if (args.seed in SEED_RANGES[Split.TRAIN]
                             and partition is Partition.PLACEMENT) else Split.TEST
