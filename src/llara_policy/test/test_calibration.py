@@ -63,7 +63,7 @@ def test_save_and_load_round_trip_exactly(tmp_path, make):
 
 
 @settings(deadline=None, max_examples=50)
-@given(cameras(), st.floats(-1.0, 1.0), st.floats(0.0, 10.0), st.dates().map(str))
+@given(cameras(), st.floats(-0.3, 0.3), st.floats(0.0, 2.0), st.dates().map(str))
 def test_random_pinhole_calibrations_round_trip(tmp_path_factory, camera, table_z_m, rms, date):
     cal = dataclasses.replace(
         pinhole_calibration('cam', camera.intrinsics, camera.base_from_camera, table_z_m),
@@ -120,7 +120,7 @@ PINHOLE_CORRUPTIONS = [
     (drop('camera_id'), 'missing key camera_id'),
     (put('camera_id', ''), 'camera_id'),
     (put('camera_id', 7), 'camera_id'),
-    (put('image_width_px', 0), 'image_width_px must be an integer > 0, got 0'),
+    (put('image_width_px', 0), 'image_width_px must be an integer in [1, inf], got 0'),
     (put('image_width_px', 640.5), 'image_width_px'),
     (put('image_width_px', '640'), 'image_width_px'),
     (put('image_height_px', -480), 'image_height_px'),
@@ -134,7 +134,7 @@ PINHOLE_CORRUPTIONS = [
     (put('date', 'yesterday'), 'date'),
     (put('date', 20250329), 'date'),
     (put('method', ''), 'method'),
-    (put('fit_rms_px', -1.0), 'fit_rms_px must be >= 0'),
+    (put('fit_rms_px', -1.0), 'fit_rms_px must be a finite number in [0.0, inf], got -1.0'),
     (put('fit_rms_m', math.nan), 'fit_rms_m'),
     (drop('pinhole'), 'missing key pinhole'),
     (put('homography', {'base_xy_from_pixel': [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}),
@@ -230,7 +230,7 @@ def test_constructor_validates_too():
 
 
 def test_numpy_scalars_are_stored_as_plain_numbers(tmp_path):
-    cal = dataclasses.replace(homography(), table_z_m=np.float32(0.5),
+    cal = dataclasses.replace(homography(), table_z_m=np.float32(0.25),
                               image_width_px=np.int64(640), fit_rms_m=np.float64(0.001))
     assert type(cal.table_z_m) is float and type(cal.image_width_px) is int
     save_calibration(cal, tmp_path / 'c.yaml')

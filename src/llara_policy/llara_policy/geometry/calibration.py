@@ -4,10 +4,9 @@ One file per camera says how a pixel of that camera becomes a robot base-frame p
 model (intrinsics, `base_from_camera`, table plane), a table-plane homography, or VIMA's fixed
 front-view map. Loading checks every field and names the bad one, so a typo cannot move the arm.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import datetime
 import enum
-import math
 from pathlib import Path
 from typing import Union
 
@@ -15,6 +14,13 @@ import numpy as np
 import yaml
 
 from llara_policy.errors import CalibrationError, ProjectionError, ValueRangeError
+from llara_policy.geometry.calibration_limits import (
+    DEFAULT_CALIBRATION_LIMITS,
+    CalibrationLimits,
+    check_calibration_limits,
+    parse_calibration_yaml,
+    unit_quat_xyzw,
+)
 from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.geometry.transforms import (
     BasePoint,
@@ -22,10 +28,17 @@ from llara_policy.geometry.transforms import (
     PinholeCamera,
     RigidTransform,
     TableHomography,
+    as_points,
     image_rotation_to_yaw_delta_rad,
 )
 from llara_policy.geometry.vima_map import VimaFixedMap, llara_rotation_to_yaw_delta_rad
-from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
+from llara_policy.types import (
+    MODEL_FRAME_HEIGHT_PX,
+    MODEL_FRAME_WIDTH_PX,
+    ImagePoint,
+    check_int,
+    check_real,
+)
 
 CALIBRATION_VERSION = 1
 # The optical frame a RealSense driver publishes (ROS optical frames: `<camera>_optical_frame`).
@@ -51,22 +64,6 @@ def _check_frame(field: str, value) -> None:
                                f'got {value!r}')
 
 
-def _check_size(field: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise CalibrationError(f'{field} must be an integer > 0, got {value!r}')
-    return int(value)
-
-
-def _check_real(field: str, value, minimum: float = -math.inf) -> float:
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool)
-    if not number or not math.isfinite(value):
-        raise CalibrationError(f'{field} must be a finite number, got {value!r}')
-    if value < minimum:
-        raise CalibrationError(f'{field} must be >= {minimum:g}, got {value!r}')
-    return float(value)
-
-
 def _check_date(value) -> None:
     try:
         valid = isinstance(value, str) and len(value) == 10 and bool(
@@ -83,7 +80,9 @@ class Calibration:
 
     `mapping` is a PinholeCamera, TableHomography or VimaFixedMap for images of
     `image_width_px` x `image_height_px`. `table_z_m` is the table plane height in `base_frame`.
-    `fit_rms_px` / `fit_rms_m` are the fit residuals (0 for a known, exact model).
+    `fit_rms_px` / `fit_rms_m` are the fit residuals (0 for a known, exact model). `notes` says
+    what loading adjusted (e.g. a quaternion normalized); it is not written to the file and
+    takes no part in equality.
     """
 
     camera_id: str
@@ -97,17 +96,22 @@ class Calibration:
     camera_frame: str = DEFAULT_CAMERA_FRAME
     fit_rms_px: float = 0.0
     fit_rms_m: float = 0.0
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         _check_name('camera_id', self.camera_id)
-        for field in ('image_width_px', 'image_height_px'):
-            object.__setattr__(self, field, _check_size(field, getattr(self, field)))
+        for name in ('image_width_px', 'image_height_px'):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1,
+                                                     error=CalibrationError))
         if type(self.mapping) not in MAPPING_KINDS:
             raise CalibrationError(f'mapping must be one of {sorted(MAPPING_KINDS.values())}, '
                                    f'got {type(self.mapping).__name__}')
-        for field in ('table_z_m', 'fit_rms_px', 'fit_rms_m'):
-            minimum = -math.inf if field == 'table_z_m' else 0.0
-            object.__setattr__(self, field, _check_real(field, getattr(self, field), minimum))
+        object.__setattr__(self, 'table_z_m', check_real('table_z_m', self.table_z_m,
+                                                         error=CalibrationError))
+        for name in ('fit_rms_px', 'fit_rms_m'):
+            object.__setattr__(self, name, check_real(name, getattr(self, name), 0.0,
+                                                      error=CalibrationError))
+        object.__setattr__(self, 'notes', tuple(self.notes))
         _check_date(self.date)
         _check_name('method', self.method)
         _check_frame('base_frame', self.base_frame)
@@ -227,7 +231,8 @@ def _check_keys(data, keys: tuple[str, ...], where: str) -> None:
         raise CalibrationError(f'missing key {prefix}{missing[0]}')
 
 
-def _pinhole_from_dict(data, width_px, height_px) -> PinholeCamera:
+def _pinhole_from_dict(data, width_px, height_px) -> tuple[PinholeCamera, tuple[str, ...]]:
+    """Return the pinhole mapping and the notes on what loading adjusted."""
     _check_keys(data, _PINHOLE_KEYS, 'pinhole')
     fields = {key: data[key] for key in _PINHOLE_KEYS[:4]}
     try:
@@ -239,14 +244,22 @@ def _pinhole_from_dict(data, width_px, height_px) -> PinholeCamera:
         raise CalibrationError(f'pinhole.{err}') from None
     pose = data['base_from_camera']
     _check_keys(pose, _TRANSFORM_KEYS, 'pinhole.base_from_camera')
+    where = 'pinhole.base_from_camera'
     try:
         for key in _TRANSFORM_KEYS:
             if not isinstance(pose[key], list):
                 raise ValueRangeError(f'{key} must be a list of numbers, got {pose[key]!r}')
-        transform = RigidTransform(tuple(pose['translation_m']), tuple(pose['quat_xyzw']))
+        if len(pose['quat_xyzw']) != 4:
+            raise ValueRangeError(f'quat_xyzw must be 4 numbers, got {pose["quat_xyzw"]!r}')
+        quat = [check_real(f'quat_xyzw[{i}]', v) for i, v in enumerate(pose['quat_xyzw'])]
     except ValueRangeError as err:
-        raise CalibrationError(f'pinhole.base_from_camera.{err}') from None
-    return PinholeCamera(intrinsics, transform)
+        raise CalibrationError(f'{where}.{err}') from None
+    quat, note = unit_quat_xyzw(f'{where}.quat_xyzw', quat)
+    try:
+        transform = RigidTransform(tuple(pose['translation_m']), quat)
+    except ValueRangeError as err:
+        raise CalibrationError(f'{where}.{err}') from None
+    return PinholeCamera(intrinsics, transform), (note,) if note else ()
 
 
 def _homography_from_dict(data) -> TableHomography:
@@ -280,28 +293,40 @@ def calibration_from_dict(data) -> Calibration:
         # YAML reads an unquoted 2026-05-10 as a date; accept it as its ISO text.
         fields['date'] = fields['date'].isoformat()
     for key in ('image_width_px', 'image_height_px'):
-        _check_size(key, fields[key])
+        check_int(key, fields[key], 1, error=CalibrationError)
+    notes = ()
     if kind == 'pinhole':
-        mapping = _pinhole_from_dict(
+        mapping, notes = _pinhole_from_dict(
             data['pinhole'], fields['image_width_px'], fields['image_height_px'])
     elif kind == 'homography':
         mapping = _homography_from_dict(data['homography'])
     else:
         mapping = VimaFixedMap()
-    return Calibration(mapping=mapping, **fields)
+    return Calibration(mapping=mapping, notes=notes, **fields)
 
 
-def load_calibration(path) -> Calibration:
-    """Read and validate a calibration file; CalibrationError says which field is wrong."""
+def load_calibration(path, limits: CalibrationLimits = DEFAULT_CALIBRATION_LIMITS) -> Calibration:
+    """Read and validate a calibration file; CalibrationError says which field is wrong.
+
+    Besides each field's type and range it rejects duplicate YAML keys and anything outside
+    `limits` (table height, camera distance, fit residuals; see calibration_limits).
+    """
     try:
         text = Path(path).read_text(encoding='utf-8')
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as err:
+    except OSError as err:
         raise CalibrationError(f'{path}: cannot read calibration: {err}') from None
     try:
-        return calibration_from_dict(data)
+        data = parse_calibration_yaml(text)
+    except yaml.YAMLError as err:
+        raise CalibrationError(f'{path}: cannot read calibration: {err}') from None
     except CalibrationError as err:
         raise CalibrationError(f'{path}: {err}') from None
+    try:
+        calibration = calibration_from_dict(data)
+        check_calibration_limits(calibration, limits)
+    except CalibrationError as err:
+        raise CalibrationError(f'{path}: {err}') from None
+    return calibration
 
 
 class RotationConvention(enum.Enum):
@@ -353,6 +378,20 @@ class ModelFrameMapper:
                  point.y_norm * self.preprocess.model_height_px)
         x_m, y_m, z_m = self.model_pixels_to_base(pixel, height_m)[0]
         return BasePoint(float(x_m), float(y_m), float(z_m))
+
+    def base_to_model_pixels(self, points_base_m) -> np.ndarray:
+        """Map base-frame points (N, 3) m to model-frame pixels (N, 2), even off the frame.
+
+        The inverse of model_pixels_to_base (homography / VIMA use only XY). Raises
+        ProjectionError when a point is behind a pinhole camera.
+        """
+        points = as_points(points_base_m, 3, 'points_base_m')
+        mapping = self.calibration.mapping
+        if isinstance(mapping, PinholeCamera):
+            camera_pixels = mapping.base_to_pixels(points)
+        else:
+            camera_pixels = mapping.table_xy_to_pixels(points[:, :2])
+        return self.preprocess.camera_to_model_pixels(camera_pixels)
 
     def base_to_model_point(self, point: BasePoint) -> ImagePoint:
         """Map a base-frame point to a normalized model point (homography / VIMA use its XY).

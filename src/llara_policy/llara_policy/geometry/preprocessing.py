@@ -16,7 +16,7 @@ import numpy as np
 
 from llara_policy.errors import ProjectionError, ValueRangeError
 from llara_policy.geometry.transforms import as_points
-from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
+from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint, check_int
 
 # CLIP's image mean (openai/clip-vit-large-patch14-336 preprocessor config). LLaVA-1.5's
 # expand2square fills with tuple(int(m * 255)) of it (haotian-liu/LLaVA llava/mm_utils.py).
@@ -25,11 +25,6 @@ CLIP_MEAN_FILL_RGB = tuple(int(m * 255) for m in CLIP_MEAN_RGB)  # (122, 116, 10
 CLIP_STD_RGB = (0.26862954, 0.26130258, 0.27577711)
 # Input size of LLaVA-1.5's vision tower, CLIP ViT-L/14 at 336 px (llara-spec section 6.1).
 VISION_TOWER_SIZE_PX = 336
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueRangeError(f'{name} must be an integer > 0, got {value!r}')
 
 
 def _check_image(image: np.ndarray, width_px: int, height_px: int, name: str) -> None:
@@ -70,12 +65,11 @@ class FramePreprocess:
 
     def __post_init__(self):
         for name in ('camera_width_px', 'camera_height_px', 'model_width_px', 'model_height_px'):
-            _check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         box = tuple(self.crop_box_px)
-        if len(box) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                                for v in box):
+        if len(box) != 4:
             raise ValueRangeError(f'crop_box_px must be 4 integers, got {self.crop_box_px!r}')
-        left, top, width, height = (int(v) for v in box)
+        left, top, width, height = (check_int(f'crop_box_px[{i}]', v) for i, v in enumerate(box))
         if (left < 0 or top < 0 or width <= 0 or height <= 0
                 or left + width > self.camera_width_px or top + height > self.camera_height_px):
             raise ValueRangeError(
@@ -96,8 +90,8 @@ class FramePreprocess:
                       model_width_px: int = MODEL_FRAME_WIDTH_PX,
                       model_height_px: int = MODEL_FRAME_HEIGHT_PX) -> 'FramePreprocess':
         """Crop the largest centred box with the model frame's aspect ratio, then resize."""
-        _check_positive_int('model_width_px', model_width_px)
-        _check_positive_int('model_height_px', model_height_px)
+        check_int('model_width_px', model_width_px, 1)
+        check_int('model_height_px', model_height_px, 1)
         width = min(camera_width_px, round(camera_height_px * model_width_px / model_height_px))
         height = min(camera_height_px, round(width * model_height_px / model_width_px))
         left, top = (camera_width_px - width) // 2, (camera_height_px - height) // 2
@@ -168,11 +162,12 @@ class SquarePad:
 
     def __post_init__(self):
         for name in ('frame_width_px', 'frame_height_px', 'output_size_px'):
-            _check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         fill = tuple(self.fill_rgb)
-        if len(fill) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in fill):
+        if len(fill) != 3:
             raise ValueRangeError(f'fill_rgb must be 3 integers in [0, 255], got {fill!r}')
-        object.__setattr__(self, 'fill_rgb', fill)
+        object.__setattr__(self, 'fill_rgb', tuple(
+            check_int(f'fill_rgb[{i}]', c, 0, 255) for i, c in enumerate(fill)))
 
     @property
     def square_size_px(self) -> int:

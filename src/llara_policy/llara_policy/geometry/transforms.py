@@ -13,20 +13,16 @@ import cv2
 import numpy as np
 
 from llara_policy.errors import ProjectionError, ValueRangeError
+from llara_policy.types import check_int, check_real
 
 # A ray whose direction has a z component below this (unit-vector) size runs parallel to a
 # horizontal plane for any practical purpose: the intersection would lie kilometres away.
 _MIN_RAY_Z = 1e-9
 # How far a quaternion's norm may stray from 1 (float32 sources such as pybullet give ~1e-7).
-_QUAT_NORM_TOLERANCE = 1e-6
+QUAT_NORM_TOLERANCE = 1e-6
 # Stop rule for cv2.undistortPoints' fixed-point iteration: the default (5 iterations) leaves
 # sub-pixel errors with k1 ~ 0.1; 100 iterations down to 1e-12 px converge for mild distortion.
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_))
 
 
 def _leaves(values) -> list:
@@ -41,21 +37,25 @@ def _leaves(values) -> list:
 def _finite_floats(name: str, values, length: int) -> tuple[float, ...]:
     """Return `values` (possibly nested) as `length` finite Python floats or raise.
 
-    Strings and booleans are rejected even where numpy would convert them ('1', True).
+    Each leaf follows the one numeric rule (types.check_real): numpy scalars are accepted,
+    strings and booleans are not, even where numpy would convert them ('1', True).
     """
     leaves = _leaves(values)
-    if len(leaves) != length or not all(_is_number(v) and math.isfinite(v) for v in leaves):
+    if len(leaves) != length:
         raise ValueRangeError(f'{name} must be {length} finite numbers, got {values!r}')
-    return tuple(float(v) for v in leaves)
+    try:
+        return tuple(check_real(f'{name}[{i}]', v) for i, v in enumerate(leaves))
+    except ValueRangeError as err:
+        raise ValueRangeError(f'{name} must be {length} finite numbers, got {values!r} '
+                              f'({err})') from None
 
 
-def _finite_float(name: str, value, minimum: float = -math.inf) -> float:
-    """Return `value` as a finite float > `minimum` (when given) or raise ValueRangeError."""
-    if not _is_number(value) or not math.isfinite(value):
-        raise ValueRangeError(f'{name} must be a finite number, got {value!r}')
-    if value <= minimum:
-        raise ValueRangeError(f'{name} must be > {minimum:g}, got {value!r}')
-    return float(value)
+def _positive_real(name: str, value) -> float:
+    """Return `value` as a finite float > 0 (types.check_real, then the strict bound)."""
+    number = check_real(name, value)
+    if number <= 0.0:
+        raise ValueRangeError(f'{name} must be > 0, got {value!r}')
+    return number
 
 
 def as_points(points, columns: int, name: str = 'points') -> np.ndarray:
@@ -127,7 +127,7 @@ class RigidTransform:
             self, 'translation_m', _finite_floats('translation_m', self.translation_m, 3))
         quat = _finite_floats('quat_xyzw', self.quat_xyzw, 4)
         norm = math.sqrt(sum(v * v for v in quat))
-        if abs(norm - 1.0) > _QUAT_NORM_TOLERANCE:
+        if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
             raise ValueRangeError(f'quat_xyzw must have unit norm, got norm {norm!r}')
         object.__setattr__(self, 'quat_xyzw', quat)
 
@@ -221,14 +221,17 @@ class CameraIntrinsics:
 
     def __post_init__(self):
         for name in ('width_px', 'height_px'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueRangeError(f'{name} must be an integer > 0, got {value!r}')
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         for name in ('fx_px', 'fy_px'):
-            object.__setattr__(self, name, _finite_float(name, getattr(self, name), 0.0))
-        for name in ('cx_px', 'cy_px'):
-            object.__setattr__(self, name, _finite_float(name, getattr(self, name)))
+            object.__setattr__(self, name, _positive_real(name, getattr(self, name)))
+        # The principal point lies on the image: u in [-0.5, W - 0.5] spans it (pixel centres
+        # are integers). A point far off the image is a unit or resolution mix-up.
+        for name, size in (('cx_px', self.width_px), ('cy_px', self.height_px)):
+            object.__setattr__(self, name, check_real(name, getattr(self, name)))
+            if not -0.5 <= getattr(self, name) <= size - 0.5:
+                raise ValueRangeError(
+                    f'{name} must lie on the {self.width_px}x{self.height_px} image, in '
+                    f'[-0.5, {size - 0.5}], got {getattr(self, name)!r}')
         object.__setattr__(self, 'distortion', _finite_floats('distortion', self.distortion, 5))
 
     def camera_matrix(self) -> np.ndarray:

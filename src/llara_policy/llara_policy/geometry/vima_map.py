@@ -12,7 +12,12 @@ import numpy as np
 
 from llara_policy.errors import ValueRangeError
 from llara_policy.geometry.transforms import as_points
-from llara_policy.types import MODEL_FRAME_HEIGHT_PX, MODEL_FRAME_WIDTH_PX, ImagePoint
+from llara_policy.types import (
+    MODEL_FRAME_HEIGHT_PX,
+    MODEL_FRAME_WIDTH_PX,
+    ImagePoint,
+    check_real,
+)
 
 # pos2pix_front / pix2pos_front constants (LostXine/LLaRA eval/vima_utils.py): pixels per metre
 # across (y -> column) and along the table (x -> row, 251 * cos 45 for the 45-degree camera), and
@@ -82,9 +87,7 @@ def llara_rotation_from_yaw_delta(yaw_delta_deg: float) -> int:
 
     int() truncates toward zero (LostXine/LLaRA datasets/convert_vima.ipynb `get_action_info`).
     """
-    if not math.isfinite(yaw_delta_deg):
-        raise ValueRangeError(f'yaw_delta_deg must be finite, got {yaw_delta_deg!r}')
-    return -int(yaw_delta_deg)
+    return -int(check_real('yaw_delta_deg', yaw_delta_deg))
 
 
 @dataclass(frozen=True)
