@@ -1,6 +1,7 @@
 """Fitting calibrations from pixel <-> robot point pairs: accuracy, residuals, degenerate input."""
 import math
 
+import cv2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import numpy as np
@@ -124,6 +125,46 @@ def test_degenerate_pairs_are_rejected_by_both_fits(name, pixels, targets, messa
     assert message in str(caught.value)
 
 
+def spy(monkeypatch, name):
+    """Record the calls of cv2.<name> (still calling it) in the returned list."""
+    calls, original = [], getattr(cv2, name)
+
+    def recorded(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(cv2, name, recorded)
+    return calls
+
+
+def test_homography_method_names_what_ran_without_ransac(monkeypatch):
+    calls = spy(monkeypatch, 'findHomography')
+    fit = fit_homography(GRID_PIXELS, GRID_XY)
+    assert calls == []
+    assert 'findHomography' not in fit.method and 'RANSAC' not in fit.method
+    assert fit.method == 'normalized DLT + Gauss-Newton on the table-plane error, 12 point pairs'
+
+
+def test_homography_method_names_ransac_and_the_pairs_it_kept(monkeypatch):
+    calls = spy(monkeypatch, 'findHomography')
+    wrong = GRID_XY.copy()
+    wrong[5] += (0.05, -0.03)
+    fit = fit_homography(GRID_PIXELS, wrong, ransac_threshold_m=0.003)
+    assert calls == ['findHomography']
+    assert fit.method == ('RANSAC inliers (cv2.findHomography, 0.003 m) + normalized DLT + '
+                          'Gauss-Newton on the table-plane error, 11 of 12 point pairs')
+    cal = homography_calibration('front', fit, 640, 480, TABLE_Z_M)
+    assert cal.method == fit.method
+
+
+def test_pinhole_method_names_the_three_stages_that_ran(monkeypatch):
+    calls = [spy(monkeypatch, name) for name in ('solvePnP', 'solvePnPRefineLM')]
+    fit = fit_pinhole_pose(GRID_PIXELS, GRID_BASE, CAMERA.intrinsics)
+    assert calls == [['solvePnP'], ['solvePnPRefineLM']]
+    cal = fitted_pinhole_calibration('front', fit, CAMERA.intrinsics, TABLE_Z_M)
+    assert cal.method == ('cv2.solvePnP SQPnP + cv2.solvePnPRefineLM + Gauss-Newton on the '
+                          'pixel error, 12 point pairs')
+
+
 def test_three_of_four_on_a_line_do_not_determine_a_homography():
     pixels = np.array([[0.0, 0.0], [100.0, 0.0], [200.0, 0.0], [50.0, 120.0]])
     table = np.array([[0.3, 0.1], [0.4, 0.1], [0.5, 0.1], [0.35, 0.0]])
@@ -139,7 +180,8 @@ def test_ransac_threshold_must_not_be_negative():
 def test_fitted_calibrations_save_and_load(tmp_path):
     plane = homography_calibration('front', fit_homography(GRID_PIXELS, GRID_XY), 640, 480,
                                    TABLE_Z_M)
-    assert plane.method == 'cv2.findHomography on 12 point pairs'
+    assert plane.method == ('normalized DLT + Gauss-Newton on the table-plane error, '
+                            '12 point pairs')
     pose_fit = fit_pinhole_pose(GRID_PIXELS, GRID_BASE, CAMERA.intrinsics)
     ray = fitted_pinhole_calibration('front', pose_fit, CAMERA.intrinsics, TABLE_Z_M)
     assert ray.fit_rms_px == pose_fit.rms_px and 'solvePnP' in ray.method

@@ -1,8 +1,10 @@
 """Fit a calibration from pixel <-> robot point pairs (touch-up points or markers on the table).
 
-Two fits: a table-plane homography (cv2.findHomography, optionally RANSAC) and the camera pose
-for known intrinsics (cv2.solvePnP). Both reject degenerate input up front, with a
-CalibrationError naming the problem, and report their residuals in pixels and metres.
+Two fits: a table-plane homography (normalized DLT refined by Gauss-Newton, after an optional
+RANSAC inlier selection by cv2.findHomography) and the camera pose for known intrinsics
+(cv2.solvePnP SQPnP, cv2.solvePnPRefineLM, then Gauss-Newton). Both reject degenerate input up
+front, with a CalibrationError naming the problem, report their residuals in pixels and metres,
+and record in the calibration's `method` what the code actually did.
 """
 from dataclasses import dataclass
 import datetime
@@ -18,6 +20,7 @@ from llara_policy.geometry.transforms import (
     RigidTransform,
     TableHomography,
 )
+from llara_policy.types import check_real
 
 MIN_PAIRS = 4
 # Points whose spread across their best-fit line is below this fraction of their extent are
@@ -35,12 +38,31 @@ _POLISH_ITERATIONS = 5
 
 @dataclass(frozen=True)
 class HomographyFit:
-    """A fitted table homography with residuals over its inliers (metres and pixels)."""
+    """A fitted table homography with residuals over its inliers (metres and pixels).
+
+    `pair_count` pairs were given; `inlier_count` of them were fitted (all of them unless
+    RANSAC ran, i.e. `ransac_threshold_m` > 0).
+    """
 
     homography: TableHomography
     rms_m: float
     rms_px: float
     inlier_count: int
+    pair_count: int
+    ransac_threshold_m: float = 0.0
+
+    @property
+    def method(self) -> str:
+        """Say how the matrix was found, for the calibration file's `method` field."""
+        fit = 'normalized DLT + Gauss-Newton on the table-plane error'
+        if self.ransac_threshold_m == 0.0:
+            return f'{fit}, {self.pair_count} point pairs'
+        return (f'RANSAC inliers (cv2.findHomography, {self.ransac_threshold_m:g} m) + {fit}, '
+                f'{self.inlier_count} of {self.pair_count} point pairs')
+
+
+# What fit_pinhole_pose does, for the calibration file's `method` field.
+PINHOLE_FIT_METHOD = 'cv2.solvePnP SQPnP + cv2.solvePnPRefineLM + Gauss-Newton on the pixel error'
 
 
 @dataclass(frozen=True)
@@ -146,8 +168,9 @@ def fit_homography(pixel_uv, table_xy_m, ransac_threshold_m: float = 0.0) -> Hom
     cv2's own estimate leaves ~1e-5 px of error even on exact pairs.
     """
     pixels, table_xy = _check_pairs(pixel_uv, table_xy_m, 2, 'table_xy_m')
-    if ransac_threshold_m < 0.0:
-        raise CalibrationError(f'ransac_threshold_m must be >= 0, got {ransac_threshold_m}')
+    pair_count = len(pixels)
+    ransac_threshold_m = check_real('ransac_threshold_m', ransac_threshold_m, 0.0,
+                                    error=CalibrationError)
     inliers = np.ones(len(pixels), dtype=bool)
     if ransac_threshold_m > 0.0:
         matrix, mask = cv2.findHomography(pixels, table_xy, cv2.RANSAC, ransac_threshold_m)
@@ -165,7 +188,7 @@ def fit_homography(pixel_uv, table_xy_m, ransac_threshold_m: float = 0.0) -> Hom
         rms_px = _rms(homography.table_xy_to_pixels(table_xy) - pixels)
     except (ProjectionError, ValueRangeError, ZeroDivisionError) as err:
         raise CalibrationError(f'fitted homography is degenerate: {err}') from None
-    return HomographyFit(homography, rms_m, rms_px, len(pixels))
+    return HomographyFit(homography, rms_m, rms_px, len(pixels), pair_count, ransac_threshold_m)
 
 
 def _polish_pose(points: np.ndarray, pixels: np.ndarray, intrinsics: CameraIntrinsics,
@@ -221,7 +244,7 @@ def homography_calibration(
     return Calibration(
         camera_id=camera_id, image_width_px=image_width_px, image_height_px=image_height_px,
         mapping=fit.homography, table_z_m=table_z_m, date=datetime.date.today().isoformat(),
-        method=f'cv2.findHomography on {fit.inlier_count} point pairs', base_frame=base_frame,
+        method=fit.method, base_frame=base_frame,
         camera_frame=camera_frame, fit_rms_px=fit.rms_px, fit_rms_m=fit.rms_m)
 
 
@@ -235,5 +258,5 @@ def fitted_pinhole_calibration(
         image_height_px=intrinsics.height_px,
         mapping=PinholeCamera(intrinsics, fit.base_from_camera), table_z_m=table_z_m,
         date=datetime.date.today().isoformat(), base_frame=base_frame,
-        method=f'cv2.solvePnP (SQPnP + LM) on {fit.point_count} point pairs',
+        method=f'{PINHOLE_FIT_METHOD}, {fit.point_count} point pairs',
         camera_frame=camera_frame, fit_rms_px=fit.rms_px, fit_rms_m=fit.rms_m)
