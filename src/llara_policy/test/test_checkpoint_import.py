@@ -1,11 +1,11 @@
 """LLaVA/LLaRA original-layout import: identical logits, LLaVA's input ids, clear errors."""
 import json
-import random
 import shutil
 
 import numpy as np
-from original_layout import known_model, write_original_layout
+from original_layout import known_model, llava_prompt_ids, write_original_layout
 import pytest
+import sentencepiece
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -17,6 +17,7 @@ from llara_policy.text import prompting
 from llara_policy.types import Effector, Observation
 
 TASK = 'Put the <p>red letter R</p> into the <p>green bowl</p>.'
+IMAGE_TOKENS = (tiny_models.TINY.image_size_px // tiny_models.PATCH_SIZE_PX) ** 2  # 'default'
 
 
 @pytest.fixture(scope='module')
@@ -38,10 +39,23 @@ def frame() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (128, 256, 3), dtype=np.uint8)
 
 
-def assert_same_logits(model, vocab, directory):
-    processor = AutoProcessor.from_pretrained(directory)
+def reference_inputs(root, vocab) -> dict:
+    """Inputs built without the import: SentencePiece's ids as LLaVA writes them (the image
+    index expanded to one token per patch, as Llava models take it) and the pixels of the
+    known model's own processor."""
+    processor = sentencepiece.SentencePieceProcessor(
+        model_file=str(root / 'checkpoint' / 'tokenizer.model'))
+    ids = []
+    for token in llava_prompt_ids(processor, prompt(), vocab):
+        ids += [vocab] * IMAGE_TOKENS if token == vocab else [token]
+    pixels = tiny_models.build_processor(tiny_models.TINY).image_processor(
+        images=frame(), return_tensors='pt').pixel_values
+    return {'input_ids': torch.tensor([ids]), 'pixel_values': pixels}
+
+
+def assert_same_logits(model, vocab, root, directory):
+    inputs = reference_inputs(root, vocab)
     imported = AutoModelForImageTextToText.from_pretrained(directory).eval()
-    inputs = processor(images=frame(), text=prompt(), return_tensors='pt')
     with torch.inference_mode():
         expected = model(**inputs).logits[..., :vocab]  # (1, T, vocab)
         actual = imported(**inputs).logits  # (1, T, rows)
@@ -52,10 +66,10 @@ def assert_same_logits(model, vocab, directory):
 
 def test_imported_model_gives_the_known_models_logits(release):
     model, vocab, root = release
-    assert_same_logits(model, vocab, root / 'imported')
+    assert_same_logits(model, vocab, root, root / 'imported')
     config = json.loads((root / 'imported' / 'config.json').read_text())
     assert config['image_token_index'] == vocab and config['pad_token_id'] == vocab + 1
-    assert config['text_config']['vocab_size'] % checkpoint_import.VOCAB_MULTIPLE == 0
+    assert config['text_config']['vocab_size'] == 448  # 400 pieces + 2, padded to 64
     assert config['vision_feature_layer'] == -2
 
 
@@ -68,22 +82,20 @@ def test_pytorch_bin_shards_and_stored_vision_towers_import_too(release, tmp_pat
                           with_vision_tower=True)
     checkpoint_import.import_checkpoint(tmp_path / 'checkpoint', tmp_path / 'clip',
                                         tmp_path / 'out')
-    assert_same_logits(model, vocab, tmp_path / 'out')
+    assert_same_logits(model, vocab, root, tmp_path / 'out')
 
 
-def test_prompt_ids_are_those_of_llava_tokenizer_image_token(release):
+def test_imported_processor_writes_llavas_ids_and_the_known_pixels(release):
     """LLaVA tokenizes the text around <image> separately (each piece with BOS and the
     SentencePiece prefix marker) and joins the pieces with the image index, dropping BOS."""
-    _, _, root = release
-    tokenizer = AutoProcessor.from_pretrained(root / 'imported').tokenizer
-    before, after = prompt().split('<image>')
-    image = tokenizer.convert_tokens_to_ids('<image>')
-    llava = tokenizer(before).input_ids + [image] + tokenizer(after).input_ids[1:]
-    assert tokenizer(prompt()).input_ids == llava
-    assert tokenizer.convert_ids_to_tokens(llava[llava.index(image) + 1]) == '\u2581'
-    answer = prompting.format_answer([tiny_models.random_step(random.Random(0))])
-    ids = tokenizer(answer, add_special_tokens=False).input_ids
-    assert tokenizer.decode(ids) == answer
+    _, vocab, root = release
+    processor = AutoProcessor.from_pretrained(root / 'imported')
+    expected = reference_inputs(root, vocab)
+    actual = processor(images=frame(), text=prompt(), return_tensors='pt')
+    assert actual.input_ids.tolist() == expected['input_ids'].tolist()
+    assert torch.equal(actual.pixel_values, expected['pixel_values'])
+    tokens = processor.tokenizer.convert_ids_to_tokens(actual.input_ids[0])
+    assert tokens[tokens.index('<image>') + IMAGE_TOKENS] == '\u2581'  # the prefix after it
 
 
 def test_vlm_policy_runs_the_imported_model(release):

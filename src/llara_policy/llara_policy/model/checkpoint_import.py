@@ -14,26 +14,27 @@ a tokenizer that writes the ids LLaVA's `tokenizer_image_token` writes. Usage:
 import argparse
 import json
 from pathlib import Path
+import pickle
+import shutil
 import sys
+import tempfile
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 import torch
 from transformers import (
-    AddedToken,
     CLIPVisionConfig,
     GenerationConfig,
     LlamaConfig,
-    LlamaTokenizer,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    PreTrainedTokenizerFast,
 )
-from transformers.tokenization_utils_base import generate_merges
 
 from llara_policy.errors import LlaraError, ModelError
+from llara_policy.model.llama_tokenizer import llama_tokenizer
 from llara_policy.model.loading import IMAGE_TOKEN, llava_processor
-from llara_policy.model.sentencepiece_model import ModelType, PieceType, read_model
 
-PAD_TOKEN = '<pad>'
 VOCAB_MULTIPLE = 64  # llava-hf pads the grown vocabulary to a multiple of 64 (GPU efficiency)
 # Llama fields of an original LLaVA config that carry over to the text config.
 _TEXT_KEYS = ('hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
@@ -80,8 +81,10 @@ def load_weights(directory: Path, what: str) -> dict[str, torch.Tensor]:
                 state.update(load_file(path))
             else:
                 state.update(torch.load(path, map_location='cpu', weights_only=True))
-        except (OSError, RuntimeError, ValueError) as error:
-            raise ModelError(f'{what}: cannot read {str(path)!r}: {error}') from error
+        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
+                SafetensorError) as error:  # a truncated or foreign file
+            raise ModelError(f'{what}: cannot read {str(path)!r} (corrupt or truncated?): '
+                             f'{error}') from error
     return state
 
 
@@ -121,39 +124,12 @@ def check_original_config(config: dict) -> None:
         raise ModelError('unsupported LLaVA checkpoint: ' + '; '.join(problems))
 
 
-def convert_tokenizer(checkpoint: Path) -> LlamaTokenizer:
-    """LLaMA's SentencePiece BPE as a fast tokenizer, plus `<image>` and `<pad>`.
-
-    Spaces are marked before every text segment (`legacy`), also after `<image>`: LLaVA
-    tokenizes the text around each image separately, so the text after it starts with the
-    SentencePiece prefix marker, and the released models were trained on those ids.
-    """
-    model = read_model(checkpoint / 'tokenizer.model')
-    if model.model_type is not ModelType.BPE or not model.byte_fallback:
-        raise ModelError(f'tokenizer.model of {str(checkpoint)!r} is not a byte-fallback BPE '
-                         "SentencePiece model (LLaMA's)")
-    vocab = {piece.text: index for index, piece in enumerate(model.pieces)}
-    if len(vocab) != len(model.pieces):
-        raise ModelError(f'tokenizer.model of {str(checkpoint)!r} repeats pieces')
-    scores = {piece.text: piece.score for piece in model.pieces}
+def convert_tokenizer(checkpoint: Path) -> PreTrainedTokenizerFast:
+    """Return the checkpoint's LLaMA SentencePiece tokenizer plus `<image>` and `<pad>`."""
     config = {}
     if (checkpoint / 'tokenizer_config.json').is_file():
         config = _read_json(checkpoint / 'tokenizer_config.json', 'tokenizer')
-    tokenizer = LlamaTokenizer(
-        vocab=vocab, merges=generate_merges(vocab, scores),
-        unk_token=model.pieces[model.unk_id].text, bos_token=model.pieces[model.bos_id].text,
-        eos_token=model.pieces[model.eos_id].text, legacy=True,
-        add_prefix_space=model.add_dummy_prefix, add_bos_token=True, add_eos_token=False,
-        model_max_length=config.get('model_max_length', 2048),
-        extra_special_tokens={'image_token': IMAGE_TOKEN})
-    control = [AddedToken(piece.text, special=True, normalized=False) for piece in model.pieces
-               if piece.kind is PieceType.CONTROL]
-    tokenizer.add_tokens(control, special_tokens=True)
-    # <image> then <pad>, the ids llava-hf uses (32000, 32001 for LLaMA's vocabulary).
-    tokenizer.add_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)],
-                         special_tokens=True)
-    tokenizer.add_special_tokens({'pad_token': PAD_TOKEN})
-    return tokenizer
+    return llama_tokenizer(checkpoint / 'tokenizer.model', config.get('model_max_length', 2048))
 
 
 def _vision_config(clip_dir: Path) -> CLIPVisionConfig:
@@ -257,20 +233,58 @@ def _filled_model(config: LlavaConfig, original: dict, clip: dict,
     return model
 
 
+def prepare_output(output: Path, overwrite: bool) -> Path | None:
+    """Make `output` a writable directory before any weights load.
+
+    Returns the outermost directory this created (None: `output` existed), for clean-up.
+    """
+    if output.exists() and not output.is_dir():
+        raise ModelError(f'output {str(output)!r} exists and is not a directory')
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise ModelError(f'output directory {str(output)!r} is not empty (pass --overwrite)')
+    created = next((parent for parent in reversed((output, *output.parents))
+                    if not parent.exists()), None)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):  # permissions alone miss read-only mounts
+            pass
+    except OSError as error:
+        raise ModelError(f'output directory {str(output)!r} is not writable: '
+                         f'{error.strerror or error}') from error
+    return created
+
+
 def import_checkpoint(checkpoint: Path, vision_tower: Path, output: Path,
                       dtype: str = 'auto', overwrite: bool = False) -> Path:
-    """Convert `checkpoint` (+ the CLIP directory `vision_tower`) into `output`."""
+    """Convert `checkpoint` (+ the CLIP directory `vision_tower`) into `output`.
+
+    Inputs and the output directory are checked before any weights are read; on failure,
+    directories this created are removed again.
+    """
     checkpoint, vision_tower, output = Path(checkpoint), Path(vision_tower), Path(output)
     for what, directory in (('checkpoint', checkpoint), ('vision tower', vision_tower)):
         if not directory.is_dir():
             raise ModelError(f'{what} directory {str(directory)!r} does not exist')
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise ModelError(f'output directory {str(output)!r} is not empty (pass --overwrite)')
     original_config = _read_json(checkpoint / 'config.json', 'checkpoint')
     check_original_config(original_config)
     tokenizer = convert_tokenizer(checkpoint)
     vision_config = _vision_config(vision_tower)
     preprocess = _read_json(vision_tower / 'preprocessor_config.json', 'vision tower')
+    created = prepare_output(output, overwrite)
+    try:
+        _convert(checkpoint, vision_tower, output, original_config, tokenizer, vision_config,
+                 preprocess, dtype)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return output
+
+
+def _convert(checkpoint: Path, vision_tower: Path, output: Path, original_config: dict,
+             tokenizer: PreTrainedTokenizerFast, vision_config: CLIPVisionConfig,
+             preprocess: dict, dtype: str) -> None:
+    """Load both checkpoints' weights and write the Llava model, processor and provenance."""
     original = load_weights(checkpoint, 'checkpoint')
     clip = load_weights(vision_tower, 'vision tower')
     embeddings = original.get('model.embed_tokens.weight')
@@ -289,14 +303,15 @@ def import_checkpoint(checkpoint: Path, vision_tower: Path, output: Path,
         pad_to_square=_ASPECT_PADS[original_config.get('image_aspect_ratio') or ''],
         select_strategy=config.vision_feature_select_strategy,
         resample=preprocess.get('resample', 3))
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output, max_shard_size='5GB')
-    processor.save_pretrained(output)
     provenance = {'checkpoint': str(checkpoint.resolve()),
                   'vision_tower': str(vision_tower.resolve()),
                   'original_config': original_config, 'vocabulary_rows': rows}
-    (output / 'llara_import.json').write_text(json.dumps(provenance, indent=2) + '\n')
-    return output
+    try:
+        model.save_pretrained(output, max_shard_size='5GB')
+        processor.save_pretrained(output)
+        (output / 'llara_import.json').write_text(json.dumps(provenance, indent=2) + '\n')
+    except OSError as error:
+        raise ModelError(f'cannot write the model to {str(output)!r}: {error}') from error
 
 
 def main(argv=None) -> int:
