@@ -5,8 +5,9 @@ table, a z floor above the table, reach limits around the base axis), the larges
 one step and the speed cap. `check_tcp_target` and `check_table_action` are the only checks:
 they raise `UnsafeTargetError` naming the limit and the offending value and never move a target
 to the nearest legal point. The motion primitives call them for every target of a sequence
-before its first arm call; `enable()` also hands the same box to the controller's reduced-mode
-TCP boundary, so the arm enforces it a second time.
+before its first arm call; `arms.primitives.enable()` also hands the same box to the controller
+as its reduced-mode TCP boundary and turns the safety fence on, so the arm enforces it a second
+time. Defaults, units and what each limit rejects are listed in the README's safety table.
 """
 from dataclasses import dataclass, fields
 import math
@@ -69,7 +70,11 @@ class Workspace:
                 (self.x_max_m, self.y_max_m), (self.x_min_m, self.y_max_m))
 
     def tcp_boundary_mm(self) -> list[float]:
-        """Return the SDK's reduced TCP boundary [x_max, x_min, y_max, y_min, z_max, z_min]."""
+        """Return the SDK's reduced TCP boundary [x_max, x_min, y_max, y_min, z_max, z_min] (mm).
+
+        The controller enforces this box only (not the reach limits) once the fence is on
+        (`set_fence_mode(True)`); targets outside it raise controller error 35.
+        """
         return [1000.0 * v for v in (self.x_max_m, self.x_min_m, self.y_max_m, self.y_min_m,
                                      self.z_max_m, self.z_floor_m)]
 
@@ -93,12 +98,27 @@ def check_xy_m(workspace: Workspace, xy_m, what: str) -> None:
                       f'Workspace.reach_min_m={w.reach_min_m}, reach_max_m={w.reach_max_m}')
 
 
-def check_tcp_target(workspace: Workspace, xyz_mm, speed_mm_s: float, what: str) -> None:
-    """Raise UnsafeTargetError unless a TCP target (mm, base frame) and its speed are legal."""
-    if isinstance(xyz_mm, (str, bytes)) or len(xyz_mm) != 3:
+def finite_xyz_mm(xyz_mm, what: str) -> tuple[float, float, float]:
+    """Return (x, y, z) mm as floats; UnsafeTargetError unless three finite numbers.
+
+    The primitives call it on their input points before any arithmetic, so a NaN, an inf or a
+    wrong-shaped point is refused with the limit it breaks ('x', 'y', 'z' or 'xyz').
+    """
+    if isinstance(xyz_mm, (str, bytes)) or not hasattr(xyz_mm, '__len__') or len(xyz_mm) != 3:
         raise UnsafeTargetError(f'{what}: a TCP target needs x, y, z in mm, got {xyz_mm!r}',
                                 limit='xyz', value=math.nan)
-    x_mm, y_mm, z_mm = (_finite(what, n, v, 'mm') for n, v in zip('xyz', xyz_mm, strict=True))
+    x, y, z = (_finite(what, n, v, 'mm') for n, v in zip('xyz', xyz_mm, strict=True))
+    return x, y, z
+
+
+def check_tcp_target(workspace: Workspace, xyz_mm, speed_mm_s: float, what: str) -> None:
+    """Raise UnsafeTargetError unless a TCP target (mm, base frame) and its speed are legal.
+
+    Checks, in order: finiteness, the x/y box, the reach from the base axis, the z floor above
+    the table and z_max, then 0 < speed <= max_speed_mm_s. The error's `limit` names the first
+    limit broken ('x', 'y', 'reach', 'z', 'speed'); `value` is in metres (mm/s for speed).
+    """
+    x_mm, y_mm, z_mm = finite_xyz_mm(xyz_mm, what)
     check_xy_m(workspace, (x_mm / 1000.0, y_mm / 1000.0), what)
     z_m = z_mm / 1000.0
     if not workspace.z_floor_m <= z_m <= workspace.z_max_m:

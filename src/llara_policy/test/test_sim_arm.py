@@ -1,4 +1,8 @@
-"""SimArm keeps the xArm SDK's contract; the primitives turn its codes into typed errors."""
+"""SimArm keeps the xArm SDK's contract; the primitives turn its codes into typed errors.
+
+Every primitive here runs under the default `Workspace`; the envelope's own rejections are in
+test_primitives.py.
+"""
 import math
 
 import numpy as np
@@ -21,6 +25,7 @@ from llara_policy.arms.base import (
     check_code,
 )
 from llara_policy.arms.primitives import (
+    HOME_XYZ_MM,
     PickPlaceConfig,
     SweepConfig,
     enable,
@@ -33,10 +38,12 @@ from llara_policy.sim.kinematics import ArmKinematics, rotation_from_rpy
 from llara_policy.sim.objects import COLOURS, SHAPES
 from llara_policy.sim.world import SimWorld, WorldConfig
 from llara_policy.types import Effector
+from llara_policy.workspace import Workspace
 
 DOWN = dict(roll=180.0, pitch=0.0, yaw=0.0)
 FAST = PickPlaceConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
                        probe_speed_mm_s=120.0)
+WS = Workspace()
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +57,7 @@ def arm(world):
     world.reset()
     arm = SimArm(world)
     arm.world_was_reset()
-    enable(arm)
+    enable(arm, WS)
     return arm
 
 
@@ -74,7 +81,7 @@ def test_moves_are_refused_until_the_startup_sequence_ran(world):
     world.reset()
     fresh = SimArm(world)
     assert fresh.set_position(x=300, y=0, z=200, **DOWN, wait=True) == CODE_STATE_NOT_READY
-    enable(fresh)
+    enable(fresh, WS)
     assert fresh.set_position(x=300, y=0, z=200, **DOWN, wait=True) == CODE_OK
 
 
@@ -104,11 +111,26 @@ def test_target_outside_the_boundary_raises_c35_without_moving(arm):
     assert raised.value.error_code == ERROR_SAFETY_BOUNDARY and raised.value.code == 1
     # Until cleared and re-enabled, nothing moves; then targets inside the box work again.
     assert arm.set_position(x=300, y=0, z=200, **DOWN, wait=True) == CODE_HAS_ERROR
-    enable(arm)
+    enable(arm, WS)
     assert arm.set_position(x=300, y=0, z=200, **DOWN, wait=True) == CODE_OK
 
 
+def test_enable_hands_the_workspace_box_to_the_controller(arm):
+    # Reachable, but outside the default workspace's box (x_max 0.5 m): the controller's own
+    # boundary, set by enable() from the same Workspace, refuses it with C35.
+    before = position(arm)
+    assert arm.set_position(x=560, y=0, z=200, **DOWN, wait=True) == CODE_HAS_ERROR
+    assert arm.error_code == ERROR_SAFETY_BOUNDARY
+    assert np.allclose(position(arm), before)
+    methods = [call.method for call in arm.calls]
+    assert methods.index('set_reduced_tcp_boundary') < methods.index('motion_enable')
+    boundary = next(c for c in arm.calls if c.method == 'set_reduced_tcp_boundary').args[0]
+    assert boundary == tuple(WS.tcp_boundary_mm())
+    assert any(c.method == 'set_fence_mode' and c.args == (True,) for c in arm.calls)
+
+
 def test_unreachable_target_raises_c40_without_moving(arm):
+    assert arm.set_fence_mode(False) == CODE_OK  # the boundary would answer first (C35)
     before = position(arm)
     assert arm.set_position(x=1200, y=0, z=100, **DOWN, wait=True) == CODE_HAS_ERROR
     assert arm.error_code == ERROR_NO_IK
@@ -134,22 +156,43 @@ def test_suction_pick_reports_picked_and_carries_the_object(arm, world):
 
 def test_pick_and_place_moves_and_turns_the_object(arm, world):
     body = block(world)
-    result = pick_and_place(arm, (320, -100, 0), (420, 150, 0), 30.0, FAST)
+    result = pick_and_place(arm, WS, (320, -100, 0), (420, 150, 0), 30.0, FAST)
     world.settle()
     xy, yaw = world.object_pose(body)
     assert np.allclose(xy[:2], [0.42, 0.15], atol=0.003)
     assert abs(math.degrees(yaw) - 30.0) < 1.0
     assert 37 < result.grip_height_mm < 53
-    assert np.allclose(position(arm)[:3], FAST.home_xyz_mm, atol=0.1)
+    assert np.allclose(position(arm)[:3], HOME_XYZ_MM, atol=0.1)
 
 
-def test_suction_that_fails_to_hold_surfaces_code_41(arm, world):
-    block(world)
+def test_a_failed_grip_releases_the_vacuum_retreats_above_the_table_and_raises(arm, world):
+    body = block(world)
     arm.fail_suction(times=100)
+    table_mm = 0.0
     with pytest.raises(ArmError) as raised:
-        pick_and_place(arm, (320, -100, 0), (420, 150, 0), 0.0, FAST)
+        pick_and_place(arm, WS, (320, -100, table_mm), (420, 150, table_mm), 0.0, FAST)
     assert raised.value.code == CODE_SUCTION_TIMEOUT
-    assert arm.set_vacuum_gripper(True, wait=True) == CODE_SUCTION_TIMEOUT
+    # The primitive's last calls: suction off, then the retreat; nothing moved after it.
+    assert [c.method for c in arm.calls[-2:]] == ['set_vacuum_gripper', 'set_position']
+    assert arm.calls[-2].args == (False,)
+    assert arm.calls[-1].kwargs['z'] == pytest.approx(table_mm + FAST.travel_height_mm)
+    assert arm.get_vacuum_gripper() == (CODE_OK, VACUUM_OFF)
+    # The retreat is relative to the pick's support (the table), not an absolute height.
+    assert np.allclose(position(arm)[:3], [320, -100, table_mm + FAST.travel_height_mm],
+                       atol=0.1)
+    assert np.allclose(world.object_pose(body)[0][:2], [0.32, -0.1], atol=0.003)
+
+
+def test_a_failed_grip_on_a_raised_support_retreats_relative_to_that_support(arm, world):
+    world.add_object(SHAPES['block'], COLOURS['red'], (0.32, -0.1, 0.0), 0.0)
+    world.settle()
+    arm.fail_suction(times=100)
+    support_mm = 45.0  # e.g. picking from the top of another object
+    with pytest.raises(ArmError):
+        pick_and_place(arm, WS, (320, -100, support_mm), (420, 150, 0), 0.0, FAST)
+    assert np.allclose(position(arm)[:3], [320, -100, support_mm + FAST.travel_height_mm],
+                       atol=0.1)
+    assert arm.get_vacuum_gripper() == (CODE_OK, VACUUM_OFF)
 
 
 def test_injected_controller_fault_surfaces_as_its_code_and_nothing_moves_after(arm, world):
@@ -157,7 +200,7 @@ def test_injected_controller_fault_surfaces_as_its_code_and_nothing_moves_after(
     arm.inject_fault(Fault('set_position', CODE_HAS_ERROR, error_code=ERROR_COLLISION))
     calls_before = len(arm.calls)
     with pytest.raises(ControllerError) as raised:
-        pick_and_place(arm, (320, -100, 0), (420, 150, 0), 0.0, FAST)
+        pick_and_place(arm, WS, (320, -100, 0), (420, 150, 0), 0.0, FAST)
     assert raised.value.error_code == ERROR_COLLISION
     made = [call.method for call in arm.calls[calls_before:]]
     assert made == ['set_position']  # the first move failed; the primitive stopped there
@@ -207,12 +250,12 @@ def test_spatula_push_moves_a_block_and_zero_length_is_refused():
         body = world.add_object(SHAPES['small block'], COLOURS['red'], (0.45, 0.0, 0.0), 0.4)
         world.settle()
         arm = SimArm(world)
-        enable(arm)
+        enable(arm, WS)
         config = SweepConfig(travel_speed_mm_s=600, approach_speed_mm_s=300,
                              push_speed_mm_s=120)
-        sweep(arm, (450, 0, 0), (330, 40, 0), config)
+        sweep(arm, WS, (450, 0, 0), (330, 40, 0), config)
         world.settle()
         assert np.allclose(world.object_pose(body)[0][:2], [0.33, 0.04], atol=0.01)
         assert arm.set_vacuum_gripper(True, wait=True) == CODE_SUCTION_TIMEOUT  # no suction
         with pytest.raises(ValueRangeError):
-            sweep(arm, (400, 0, 0), (400, 0, 0), config)
+            sweep(arm, WS, (400, 0, 0), (400, 0, 0), config)

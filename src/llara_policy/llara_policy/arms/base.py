@@ -153,9 +153,10 @@ def check_code(code, what: str, arm: Arm) -> None:
     `what` names the call for the message. Code 1 ("uncleared controller error") raises
     ControllerError carrying the arm's `error_code` (e.g. 35, safety boundary); -1 raises
     NotConnectedError; any other non-zero code raises ArmError with that code. A getter's
-    `(code, value)` result may be passed as is.
+    `(code, value)` result may be passed as is, and so may a raw `[code, ...]` list (the SDK's
+    `set_fence_mode` returns the controller's whole reply, not its code).
     """
-    if isinstance(code, tuple):
+    if isinstance(code, (tuple, list)):
         code = code[0]
     if code == CODE_OK:
         return

@@ -1,9 +1,11 @@
 """`SimEnv`: a VIMA-style task in the sim world, stepped through the same arm code as the robot.
 
-`reset(seed)` builds a task scene and returns the first front-camera frame; `step(action)` runs
+`reset(seed)` builds a task scene and returns the first front-camera frame; `step(action)` checks
+the action against the safety envelope (`SimEnvConfig.workspace`), runs
 `arms.primitives.pick_and_place` on a `SimArm` (the executor's code path with a simulated arm)
-and scores the task. `step_model` takes LLaRA's model-frame `ActionStep` and maps it through the
-sim camera's calibration exactly as the executor maps a real camera's points; `oracle()` gives
+and scores the task. By default a place knows only the table height, as a real executor does.
+`step_model` takes LLaRA's model-frame `ActionStep` and maps it through the sim camera's
+calibration exactly as the executor maps a real camera's points; `oracle()` gives
 the scripted expert's next step in both frames. One env owns two pybullet clients (scene and
 reference images), so several envs run side by side in one process.
 """
@@ -12,7 +14,7 @@ import math
 
 import numpy as np
 
-from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, STATE_READY, check_code
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, STATE_READY
 from llara_policy.arms.primitives import (
     PickPlaceConfig,
     SweepConfig,
@@ -31,8 +33,6 @@ from llara_policy.sim.arm import SimArm, SimArmConfig
 from llara_policy.sim.camera import front_camera
 from llara_policy.sim.episode import (
     EVAL_BONUS_STEPS,
-    WORKSPACE_X_M,
-    WORKSPACE_Y_M,
     EpisodeInfo,
     OracleAction,
     Partition,
@@ -50,7 +50,10 @@ from llara_policy.types import (
     ActionStep,
     Effector,
     ImagePoint,
+    check_int,
+    check_real,
 )
+from llara_policy.workspace import Workspace, check_table_action
 
 # A scene whose random layout found no room is re-drawn (same rng, so still deterministic).
 _BUILD_ATTEMPTS = 5
@@ -62,14 +65,26 @@ SIM_SWEEP = SweepConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
                         push_speed_mm_s=120.0)
 # An object that moved more than this during a push was swept.
 _MOVED_M = 0.005
+# Where a place's support height comes from: the table alone (what a real executor knows) or
+# the simulator's ground truth (the surface under the place point, objects included).
+PLACE_HEIGHTS = ('table', 'ground_truth')
+# The tallest surface above the table that an object of the sim's set is placed onto: the
+# pallet's top (12 mm, sim/objects.py); every other base's floor is lower (test_sim_env checks).
+# With place_height='table' the release height assumes this support everywhere, so a held
+# object never meets a support before it is released; on the bare table it drops this much.
+PLACE_SUPPORT_ALLOWANCE_M = 0.012
 
 
 @dataclass(frozen=True)
 class SimEnvConfig:
-    """Which task, partition and seed split; renderer; arm and primitive settings.
+    """Which task, partition and seed split; renderer; safety envelope; arm and primitives.
 
     The step limit is the task's VIMA oracle_max_steps plus `bonus_steps` (VIMA's evaluation
-    allows 2; LLaRA's evaluation caps episodes at 8 steps instead).
+    allows 2; LLaRA's evaluation caps episodes at 8 steps instead). `workspace` is the safety
+    envelope every action is checked against (defaults: the sim's task area). `place_height`
+    says what a place knows of the support under it: 'table' (default; the executor's view:
+    the table height plus `place_support_allowance_m`, the tallest support the object set has)
+    or 'ground_truth' (the simulator's surface height under the place point).
     """
 
     task: str = 'visual_manipulation'
@@ -78,17 +93,30 @@ class SimEnvConfig:
     renderer: str = 'auto'
     bonus_steps: int = EVAL_BONUS_STEPS
     settle_steps: int = 480
+    workspace: Workspace = Workspace()
+    place_height: str = 'table'
+    place_support_allowance_m: float = PLACE_SUPPORT_ALLOWANCE_M
     pick_place: PickPlaceConfig = SIM_PICK_PLACE
     sweep: SweepConfig = SIM_SWEEP
     arm: SimArmConfig = SimArmConfig()
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ConfigError(f'SimEnvConfig.task must be one of {sorted(TASKS)}, '
-                              f'got {self.task!r}')
-        if not isinstance(self.bonus_steps, int) or self.bonus_steps < 0:
-            raise ConfigError(f'SimEnvConfig.bonus_steps must be an integer >= 0, '
-                              f'got {self.bonus_steps!r}')
+        for name, allowed in (('task', tuple(sorted(TASKS))),
+                              ('renderer', ('auto', 'egl', 'tiny')),
+                              ('place_height', PLACE_HEIGHTS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f'SimEnvConfig.{name} must be one of {allowed}, '
+                                  f'got {getattr(self, name)!r}')
+        for name, kind in (('partition', Partition), ('split', Split), ('workspace', Workspace),
+                           ('pick_place', PickPlaceConfig), ('sweep', SweepConfig),
+                           ('arm', SimArmConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f'SimEnvConfig.{name} must be a {kind.__name__}, '
+                                  f'got {getattr(self, name)!r}')
+        check_int('SimEnvConfig.bonus_steps', self.bonus_steps, 0, error=ConfigError)
+        check_int('SimEnvConfig.settle_steps', self.settle_steps, 0, error=ConfigError)
+        check_real('SimEnvConfig.place_support_allowance_m', self.place_support_allowance_m,
+                   0.0, 0.1, error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -179,7 +207,7 @@ class SimEnv:
                     raise
         self.world.settle(self.config.settle_steps)
         if self.arm.state != STATE_READY or self.arm.error_code:
-            enable(self.arm)
+            enable(self.arm, self.config.workspace)
         self._progress = Progress()
         self._done = False
         setup = self._setup
@@ -198,11 +226,17 @@ class SimEnv:
         return SimObservation(rgb, segm, self.task.effector)
 
     def step(self, action: TableAction) -> StepResult:
-        """Execute one pick-and-place (points clipped to the workspace, as VIMA clips)."""
+        """Execute one pick-and-place (or push) after checking it against the workspace.
+
+        An action outside the envelope (`check_table_action`: pick or place outside the box or
+        the reach, a yaw change over the limit) raises UnsafeTargetError before the arm moves;
+        nothing is clipped. A rejected action is not a step: the step count, the episode and
+        the scene stay as they were, and the caller may send another action.
+        """
         if self._done:
             raise SimError('the episode is over (or not started): call reset(seed)')
-        pick = _clip_to_workspace(action.pick_xy_m)
-        place = _clip_to_workspace(action.place_xy_m)
+        check_table_action(self.config.workspace, action)
+        pick, place = action.pick_xy_m, action.place_xy_m
         if self.task.effector is Effector.SPATULA:
             picked = self._sweep(pick, place)
         else:
@@ -224,34 +258,57 @@ class SimEnv:
         return StepResult(self.observe(), success, failure, self._done, picked,
                           self._progress.steps)
 
-    def _pick_and_place(self, pick, place, yaw_change_deg: float) -> bool:
-        """Run the suction primitive; return whether it gripped (a miss is not an error)."""
-        picked_body = self.world.top_body(pick)
+    def place_support_m(self, pick_xy_m, place_xy_m) -> float:
+        """Return the support height (m) a place assumes, by `SimEnvConfig.place_height`.
+
+        'table': the table height plus the allowance, the same everywhere (a real executor
+        knows no more). 'ground_truth': the simulator's highest surface under the held object's
+        footprint at the place, the picked object itself excluded.
+        """
+        table_z = self.config.workspace.table_z_m
+        if self.config.place_height == 'table':
+            return table_z + self.config.place_support_allowance_m
+        picked_body = self.world.top_body(pick_xy_m)
         held = self.world.objects.get(picked_body)
         radius = held.radius_m() if held is not None and held.role is Role.DRAGGED else 0.0
-        place_support_m = self.world.surface_height(place, radius, exclude=(picked_body,))
+        return table_z + self.world.surface_height(place_xy_m, radius, exclude=(picked_body,))
+
+    def _pick_and_place(self, pick, place, yaw_change_deg: float) -> bool:
+        """Run the suction primitive; return whether it gripped (a miss is not an error).
+
+        A miss (code 41) leaves the primitive's own recovery (suction off, cup lifted above
+        the pick) and the env sends the arm home, out of the camera's view, for the next frame.
+        """
+        table_mm = self.config.workspace.table_z_m * 1000
+        place_mm = self.place_support_m(pick, place) * 1000
         try:
-            pick_and_place(self.arm, (pick[0] * 1000, pick[1] * 1000, 0.0),
-                           (place[0] * 1000, place[1] * 1000, place_support_m * 1000),
+            pick_and_place(self.arm, self.config.workspace,
+                           (pick[0] * 1000, pick[1] * 1000, table_mm),
+                           (place[0] * 1000, place[1] * 1000, place_mm),
                            yaw_change_deg, self.config.pick_place)
         except ArmError as error:
             if error.code != CODE_SUCTION_TIMEOUT:
                 raise
-            self._recover()
+            go_home(self.arm, self.config.workspace, self.config.pick_place)
             return False
         return True
 
     def _sweep(self, start, end) -> bool:
         """Run the spatula push; return whether it moved an object."""
         before = {b: self.world.object_pose(b)[0] for b in self.world.objects}
+        table_mm = self.config.workspace.table_z_m * 1000
         if math.dist(start, end) > 1e-6:
-            sweep(self.arm, (start[0] * 1000, start[1] * 1000, 0.0),
-                  (end[0] * 1000, end[1] * 1000, 0.0), self.config.sweep)
+            sweep(self.arm, self.config.workspace, (start[0] * 1000, start[1] * 1000, table_mm),
+                  (end[0] * 1000, end[1] * 1000, table_mm), self.config.sweep)
         return any(np.linalg.norm(self.world.object_pose(b)[0] - before[b]) > _MOVED_M
                    for b in before)
 
     def step_model(self, step: ActionStep) -> StepResult:
-        """Execute LLaRA's model-frame step through the calibration (the executor's path)."""
+        """Execute LLaRA's model-frame step through the calibration (the executor's path).
+
+        As `step`: a step whose base-frame mapping leaves the workspace raises
+        UnsafeTargetError with no motion and is not counted.
+        """
         return self.step(table_action_from_step(self.mapper, step))
 
     def model_point(self, xy_m) -> ImagePoint:
@@ -280,22 +337,6 @@ class SimEnv:
                           llara_rotation_from_yaw_delta(yaw_change), object_text=name,
                           effector=self.task.effector)
         return OracleAction(action, step, name)
-
-    def _recover(self) -> None:
-        """After a grip that never came: suction off, lift, go home (every code checked)."""
-        check_code(self.arm.set_vacuum_gripper(False), 'set_vacuum_gripper(off)', self.arm)
-        code, pose = self.arm.get_position()
-        check_code(code, 'get_position', self.arm)
-        config = self.config.pick_place
-        check_code(self.arm.set_position(x=pose[0], y=pose[1], z=config.travel_height_mm,
-                                         roll=config.roll_deg, pitch=config.pitch_deg,
-                                         yaw=config.pick_yaw_deg, speed=config.approach_speed_mm_s,
-                                         wait=True), 'set_position (lift)', self.arm)
-        go_home(self.arm, config)
-
-
-def _clip_to_workspace(xy) -> tuple[float, float]:
-    return (float(np.clip(xy[0], *WORKSPACE_X_M)), float(np.clip(xy[1], *WORKSPACE_Y_M)))
 
 
 def _rotate(xy: np.ndarray, yaw_rad: float) -> np.ndarray:

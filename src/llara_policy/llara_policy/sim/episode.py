@@ -15,11 +15,15 @@ from llara_policy.errors import ConfigError
 from llara_policy.execution import TableAction
 from llara_policy.text.prompting import Reference, Scene
 from llara_policy.types import ActionStep, Effector, ImageBox, ImagePoint, ObjectDescription
+from llara_policy.workspace import Workspace
 
-# Workspace in the robot base frame (metres): the table area tasks use, 2:1 like VIMA's
-# 0.5 x 1.0 m (vimabench-spec A.10) but 0.3 x 0.6 m so an xArm6 with the sim tool reaches it.
-WORKSPACE_X_M = (0.2, 0.5)
-WORKSPACE_Y_M = (-0.3, 0.3)
+# The table area tasks use (metres, base frame): the default safety envelope's box
+# (llara_policy.workspace.Workspace), 2:1 like VIMA's 0.5 x 1.0 m (vimabench-spec A.10) but
+# 0.3 x 0.6 m so an xArm6 with the sim tool reaches it. Tasks place objects and goals inside
+# it, so the oracle's targets pass the envelope's checks.
+_TASK_AREA = Workspace()
+WORKSPACE_X_M = (_TASK_AREA.x_min_m, _TASK_AREA.x_max_m)
+WORKSPACE_Y_M = (_TASK_AREA.y_min_m, _TASK_AREA.y_max_m)
 # VIMA's evaluation allows oracle_max_steps + 2 steps (vimalabs/VIMA scripts/example.py
 # TimeLimitWrapper bonus_steps=2).
 EVAL_BONUS_STEPS = 2

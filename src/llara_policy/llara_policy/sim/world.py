@@ -18,6 +18,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from llara_policy.arms.primitives import HOME_XYZ_MM
 from llara_policy.errors import SimError
 from llara_policy.sim.camera import SimCamera, front_camera, render
 from llara_policy.sim.kinematics import (
@@ -33,9 +34,9 @@ from llara_policy.types import Effector
 
 # pybullet's default step (240 Hz), the rate VIMA-Bench and ravens simulate at.
 TIME_STEP_S = 1.0 / 240.0
-# Home: TCP 0.35 m above the workspace's far (robot-side) edge, tool down. The whole arm is
+# Home: the primitives' home pose (arms.primitives.HOME_XYZ_MM), in metres. The whole arm is
 # then above the top edge of the front camera's view (sim/camera.py): frames never show it.
-HOME_TCP_M = (0.22, 0.0, 0.35)
+HOME_TCP_M = tuple(v / 1000.0 for v in HOME_XYZ_MM)
 # Table top at z = 0 (the robot stands on it); a slab large enough to fill the camera's view.
 TABLE_CENTRE_M = (0.3, 0.0)
 TABLE_HALF_EXTENTS_M = (0.55, 0.75, 0.02)
