@@ -47,8 +47,7 @@ def pinhole() -> Calibration:
 def homography() -> Calibration:
     return Calibration(camera_id='front_cam', image_width_px=640, image_height_px=480,
                        mapping=HOMOGRAPHY, table_z_m=-0.002, date='2025-03-29',
-                       method='normalized DLT + Gauss-Newton on the table-plane error, 12 point pairs',
-                       fit_rms_px=0.41,
+                       method='normalized DLT + Gauss-Newton, 12 point pairs', fit_rms_px=0.41,
                        fit_rms_m=0.0012)
 
 
