@@ -34,6 +34,8 @@ def check_real(name: str, value, minimum: float = -math.inf, maximum: float = ma
     Python and numpy ints and floats are accepted; bools (which Python counts as ints), NaN,
     inf, strings and arrays are not. Returns the value as a float; raises `error` naming `name`.
     """
+    if type(value) is float and minimum <= value <= maximum and math.isfinite(value):
+        return value  # the common case, without the slower ABC checks below
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or not minimum <= value <= maximum):
         raise error(f'{name} must be a finite number in [{minimum}, {maximum}], got {value!r}')
@@ -43,6 +45,8 @@ def check_real(name: str, value, minimum: float = -math.inf, maximum: float = ma
 def check_int(name: str, value, minimum: float = -math.inf, maximum: float = math.inf,
               error: type[LlaraError] = ValueRangeError) -> int:
     """`check_real` for integers: Python or numpy integers only, bools rejected; returns an int."""
+    if type(value) is int and minimum <= value <= maximum:
+        return value  # the common case, without the slower ABC checks below
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
             or not minimum <= value <= maximum):
         raise error(f'{name} must be an integer in [{minimum}, {maximum}], got {value!r}')
