@@ -229,6 +229,13 @@ def test_constructor_validates_too():
     assert pinhole().kind == 'pinhole' and vima_fixed_calibration().kind == 'vima_fixed'
 
 
+@pytest.mark.parametrize('field, value', [
+    ('table_z_m', True), ('fit_rms_px', np.bool_(False)), ('image_width_px', np.bool_(True))])
+def test_bools_are_not_calibration_numbers(field, value):
+    with pytest.raises(CalibrationError, match=field):
+        dataclasses.replace(homography(), **{field: value})
+
+
 def test_numpy_scalars_are_stored_as_plain_numbers(tmp_path):
     cal = dataclasses.replace(homography(), table_z_m=np.float32(0.25),
                               image_width_px=np.int64(640), fit_rms_m=np.float64(0.001))
@@ -252,6 +259,8 @@ def test_pinhole_mapper_round_trips_model_points(camera, x_norm, y_norm, height_
     assert base.z_m == pytest.approx(TABLE_Z_M + height_m)
     again = mapper.base_to_model_point(base)
     assert (again.x_norm, again.y_norm) == pytest.approx((x_norm, y_norm), abs=1e-9)
+    model_pixel = mapper.base_to_model_pixels(base.as_array())[0]
+    np.testing.assert_allclose(model_pixel, (x_norm * 256, y_norm * 128), atol=1e-7)
     assert model_point_to_base(cal, pre, ImagePoint(x_norm, y_norm), height_m) == base
 
 

@@ -197,3 +197,39 @@ def test_rotation_through_vima_map_shears_angles():
 def test_rotation_rejects_directions_that_collapse():
     with pytest.raises(ProjectionError, match='single point'):
         image_direction_to_yaw_rad(lambda pixels: np.zeros((2, 2)), (0.0, 0.0), 0.0)
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    intrinsics = CameraIntrinsics(np.int64(640), np.int32(480), np.float32(500.0),
+                                  np.float64(500.0), np.float32(319.5), np.float64(239.5),
+                                  tuple(np.zeros(5, dtype=np.float32)))
+    assert type(intrinsics.width_px) is int and type(intrinsics.fx_px) is float
+    assert intrinsics == CameraIntrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
+    pose = RigidTransform((np.float32(0.5), np.int64(0), 1.0), tuple(np.array([0.0, 0, 0, 1])))
+    assert pose.translation_m == (0.5, 0.0, 1.0) and type(pose.quat_xyzw[3]) is float
+
+
+@pytest.mark.parametrize('field, value', [
+    ('width_px', np.bool_(True)), ('fx_px', True), ('cx_px', np.bool_(False)),
+    ('distortion', (0.0, 0.0, 0.0, 0.0, False)),
+])
+def test_bools_are_not_numbers(field, value):
+    fields = dict(width_px=640, height_px=480, fx_px=500.0, fy_px=500.0, cx_px=319.5,
+                  cy_px=239.5)
+    fields[field] = value
+    with pytest.raises(ValueRangeError, match=field):
+        CameraIntrinsics(**fields)
+    with pytest.raises(ValueRangeError, match='translation_m'):
+        RigidTransform((True, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+
+@pytest.mark.parametrize('field, value', [
+    ('cx_px', 640.0), ('cx_px', -0.6), ('cy_px', 480.0), ('cy_px', 20 * 480.0)])
+def test_the_principal_point_must_lie_on_the_image(field, value):
+    fields = dict(width_px=640, height_px=480, fx_px=500.0, fy_px=500.0, cx_px=319.5,
+                  cy_px=239.5)
+    fields[field] = value
+    with pytest.raises(ValueRangeError, match=f'{field} must lie on the 640x480 image'):
+        CameraIntrinsics(**fields)
+    fields[field] = -0.5  # the left / top edge of the first pixel is still on the image
+    assert getattr(CameraIntrinsics(**fields), field) == -0.5

@@ -193,3 +193,26 @@ def test_square_pad_rejects_bad_settings_and_images():
         SquarePad(output_size_px=0)
     with pytest.raises(ValueRangeError, match='RGB'):
         SquarePad().pad(np.zeros((128, 256), dtype=np.uint8))
+
+
+def test_numpy_integers_are_accepted_and_stored_as_python_ints():
+    pre = FramePreprocess(np.int64(640), np.int32(480), tuple(np.array([0, 60, 640, 320])),
+                          np.int16(256), np.uint8(128))
+    assert pre == FramePreprocess(640, 480, (0, 60, 640, 320))
+    assert all(type(v) is int for v in (pre.camera_width_px, pre.model_height_px,
+                                        *pre.crop_box_px))
+    pad = SquarePad(np.int64(256), np.int64(128), np.int64(336), tuple(np.array([1, 2, 3])))
+    assert pad.fill_rgb == (1, 2, 3) and type(pad.output_size_px) is int
+
+
+@pytest.mark.parametrize('make, field', [
+    (lambda: FramePreprocess(640, 480, (0, 0, 640, 480), np.bool_(True), 128),
+     'model_width_px'),
+    (lambda: FramePreprocess(640, 480, (False, 0, 640, 480)), r'crop_box_px\[0\]'),
+    (lambda: SquarePad(fill_rgb=(True, 0, 0)), r'fill_rgb\[0\]'),
+    (lambda: SquarePad(fill_rgb=(0, 0, 256)), r'fill_rgb\[2\]'),
+    (lambda: SquarePad(output_size_px=336.0), 'output_size_px'),
+])
+def test_bools_and_floats_are_not_sizes(make, field):
+    with pytest.raises(ValueRangeError, match=field):
+        make()
