@@ -1,6 +1,9 @@
 """LLaVA/LLaRA original-layout import: identical logits, LLaVA's input ids, clear errors."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 from original_layout import known_model, llava_prompt_ids, write_original_layout
@@ -167,3 +170,77 @@ def test_command_line_reports_errors_and_refuses_to_overwrite(release, tmp_path,
                                    '--dtype', 'bfloat16']) == 0
     config = json.loads((tmp_path / 'bf16' / 'config.json').read_text())
     assert config['dtype'] == 'bfloat16' or config['text_config']['dtype'] == 'bfloat16'
+
+
+def corrupt(path, how):
+    """Truncate a weights file to half its size or overwrite it with garbage."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if how == 'truncated' else b'\x8e' * 4096)
+
+
+@pytest.mark.parametrize('how', ['truncated', 'garbage'])
+@pytest.mark.parametrize('directory, pattern', [('checkpoint', 'model-00002-*.safetensors'),
+                                                ('clip', 'model.safetensors')])
+def test_corrupt_weights_fail_naming_the_file(release, tmp_path, directory, pattern, how):
+    checkpoint, clip = broken(release[2], tmp_path, lambda c, v: None)
+    (path,) = (tmp_path / directory).glob(pattern)
+    corrupt(path, how)
+    with pytest.raises(ModelError, match='corrupt or truncated') as error:
+        checkpoint_import.import_checkpoint(checkpoint, clip, tmp_path / 'new' / 'out')
+    assert str(path) in str(error.value)
+    assert not (tmp_path / 'new').exists()  # what the import created is removed again
+
+
+def test_corrupt_pytorch_bin_shards_fail_naming_the_file(release, tmp_path):
+    model, vocab, root = release
+    (tmp_path / 'checkpoint').mkdir()
+    shutil.copy(root / 'checkpoint' / 'tokenizer.model', tmp_path / 'checkpoint')
+    write_original_layout(model, vocab, tmp_path / 'checkpoint', tmp_path / 'clip', fmt='bin')
+    path = tmp_path / 'checkpoint' / 'pytorch_model-00001-of-00002.bin'
+    corrupt(path, 'truncated')
+    with pytest.raises(ModelError, match='corrupt or truncated') as error:
+        checkpoint_import.import_checkpoint(tmp_path / 'checkpoint', tmp_path / 'clip',
+                                            tmp_path / 'out')
+    assert str(path) in str(error.value)
+
+
+def unwritable_outputs(tmp_path):
+    """Output paths no import can write (also as root): a file, a path below a file."""
+    (tmp_path / 'a_file').write_text('x')
+    return [(tmp_path / 'a_file', 'not a directory'),
+            (tmp_path / 'a_file' / 'out', 'not writable')]
+
+
+def test_an_unwritable_output_is_refused_before_any_weights_are_read(release, tmp_path):
+    """Every weights file is garbage: the output error must come first."""
+    checkpoint, clip = broken(release[2], tmp_path, lambda c, v: None)
+    for path in [*checkpoint.glob('*.safetensors'), *clip.glob('*.safetensors')]:
+        corrupt(path, 'garbage')
+    for output, message in unwritable_outputs(tmp_path):
+        with pytest.raises(ModelError, match=message) as error:
+            checkpoint_import.import_checkpoint(checkpoint, clip, output)
+        assert repr(str(output)) in str(error.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only directories')
+def test_a_read_only_output_directory_is_refused(release, tmp_path):
+    checkpoint, clip = broken(release[2], tmp_path, lambda c, v: None)
+    (tmp_path / 'read_only').mkdir(mode=0o555)
+    with pytest.raises(ModelError, match='not writable'):
+        checkpoint_import.import_checkpoint(checkpoint, clip, tmp_path / 'read_only' / 'out')
+
+
+def test_command_line_errors_are_one_line_without_a_traceback(release, tmp_path):
+    checkpoint, clip = broken(release[2], tmp_path, lambda c, v: None)
+    (path,) = checkpoint.glob('model-00001-*.safetensors')
+    corrupt(path, 'truncated')
+    (output, _), *_ = unwritable_outputs(tmp_path)
+    for target, named in ((tmp_path / 'out', path), (output, output)):
+        result = subprocess.run(
+            [sys.executable, '-m', 'llara_policy.model.checkpoint_import', '--checkpoint',
+             str(checkpoint), '--vision-tower', str(clip), '--output', str(target)],
+            capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 1
+        assert 'Traceback' not in result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if 'error' in line]
+        assert line.startswith('llara_import_checkpoint: error: ') and str(named) in line
