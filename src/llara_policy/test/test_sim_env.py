@@ -1,16 +1,19 @@
 """SimEnv: every task's oracle succeeds, scenes are reproducible and isolated.
 
 Frames hide the arm, and LLaRA's model-frame steps run through the sim camera's calibration.
+Every action passes the safety envelope first: outside it, nothing moves and nothing counts.
 """
+import math
+
 import numpy as np
 import pytest
 
 from llara_policy.arms.primitives import pick_and_place
-from llara_policy.errors import ConfigError, SimError
+from llara_policy.errors import ConfigError, SimError, UnsafeTargetError
 from llara_policy.execution import TableAction
 from llara_policy.geometry.calibration import load_calibration, save_calibration
 from llara_policy.geometry.transforms import BasePoint
-from llara_policy.sim.env import SimEnv, SimEnvConfig
+from llara_policy.sim.env import PLACE_HEIGHTS, SimEnv, SimEnvConfig
 from llara_policy.sim.episode import (
     SEED_RANGES,
     WORKSPACE_X_M,
@@ -19,10 +22,20 @@ from llara_policy.sim.episode import (
     PlaceholderKind,
     Split,
 )
-from llara_policy.sim.objects import COLOUR_SET_1, COLOUR_SET_2, NOVEL_BASES, NOVEL_DRAGGED
+from llara_policy.sim.objects import (
+    COLOUR_SET_1,
+    COLOUR_SET_2,
+    COLOURS,
+    NOVEL_BASES,
+    NOVEL_DRAGGED,
+    SHAPES,
+    Role,
+)
 from llara_policy.sim.tasks import TASKS
+from llara_policy.sim.world import SimWorld, WorldConfig
 from llara_policy.text import prompting
-from llara_policy.types import ImagePoint
+from llara_policy.types import ActionStep, ImagePoint
+from llara_policy.workspace import Workspace
 
 TEST_SEED = SEED_RANGES[Split.TEST].start
 
@@ -31,11 +44,12 @@ TEST_SEED = SEED_RANGES[Split.TEST].start
 def envs():
     opened = {}
 
-    def get(task, renderer='tiny', partition=Partition.PLACEMENT, split=Split.TRAIN):
-        key = (task, renderer, partition, split)
+    def get(task, renderer='tiny', partition=Partition.PLACEMENT, split=Split.TRAIN,
+            **options):
+        key = (task, renderer, partition, split, *sorted(options.items()))
         if key not in opened:
             opened[key] = SimEnv(SimEnvConfig(task=task, renderer=renderer,
-                                              partition=partition, split=split))
+                                              partition=partition, split=split, **options))
         return opened[key]
 
     yield get
@@ -52,8 +66,9 @@ def run_oracle(env):
 
 @pytest.mark.parametrize('task', sorted(TASKS))
 @pytest.mark.parametrize('seed', [0, 1])
-def test_every_task_oracle_succeeds(envs, task, seed):
-    env = envs(task)
+@pytest.mark.parametrize('place_height', PLACE_HEIGHTS)
+def test_every_task_oracle_succeeds(envs, task, seed, place_height):
+    env = envs(task, place_height=place_height)
     env.reset(seed)
     result = run_oracle(env)
     assert result.success and not result.failure
@@ -240,8 +255,123 @@ def test_an_executor_driving_the_arm_itself_gets_scored(envs):
     pick = env.mapper.model_point_to_base(step.pick)
     place = env.mapper.model_point_to_base(step.place)
     yaw_deg = -step.rotation_cw_deg  # LLaRA: yaw change = -r
-    pick_and_place(env.arm, (pick.x_m * 1000, pick.y_m * 1000, pick.z_m * 1000),
+    pick_and_place(env.arm, env.config.workspace,
+                   (pick.x_m * 1000, pick.y_m * 1000, pick.z_m * 1000),
                    (place.x_m * 1000, place.y_m * 1000, place.z_m * 1000), yaw_deg,
                    env.config.pick_place)
     result = env.finish_step()
     assert result.success and result.done and result.steps == 1
+
+
+def _inside(workspace: Workspace, x_m: float, y_m: float) -> bool:
+    """The workspace's rule, written out from its numbers (independent of workspace.py)."""
+    return (workspace.x_min_m <= x_m <= workspace.x_max_m
+            and workspace.y_min_m <= y_m <= workspace.y_max_m
+            and workspace.reach_min_m <= math.hypot(x_m, y_m) <= workspace.reach_max_m)
+
+
+def _moves(env, since: int) -> int:
+    return sum(call.method == 'set_position' for call in env.arm.calls[since:])
+
+
+def test_model_frame_grid_outside_the_workspace_is_rejected_inside_is_executed():
+    # Long episodes (bonus steps) so one scene serves the whole grid; short settling.
+    config = SimEnvConfig('visual_manipulation', renderer='tiny', bonus_steps=200,
+                          settle_steps=48)
+    with SimEnv(config) as env:
+        workspace = env.config.workspace
+        seed = 17
+        env.reset(seed)
+        place = env.model_point((0.3, 0.0))
+        counts = {'inside': 0, 'outside': 0}
+        for y_norm in np.linspace(0.0, 1.0, 9):
+            for x_norm in np.linspace(0.0, 1.0, 9):
+                pick = ImagePoint(float(x_norm), float(y_norm))
+                base = env.mapper.model_point_to_base(pick)
+                calls_before = len(env.arm.calls)
+                step = ActionStep(pick, place, 0)
+                if not _inside(workspace, base.x_m, base.y_m):
+                    counts['outside'] += 1
+                    with pytest.raises(UnsafeTargetError) as raised:
+                        env.step_model(step)
+                    assert raised.value.limit in ('x', 'y', 'reach')
+                    assert env.arm.calls[calls_before:] == [], (x_norm, y_norm)
+                    continue
+                counts['inside'] += 1
+                result = env.step_model(step)
+                assert _moves(env, calls_before) >= 4, (x_norm, y_norm)
+                if result.done:
+                    seed += 1
+                    env.reset(seed)
+    # The sim camera sees beyond the workspace on every side (issue 8: x 0.089-0.532 m).
+    assert counts['inside'] >= 20 and counts['outside'] >= 20
+
+
+def test_a_rejected_action_is_not_a_step_and_changes_nothing(envs):
+    env = envs('visual_manipulation')
+    env.reset(14)
+    poses = {b: env.world.object_pose(b)[0].tolist() for b in env.info.object_names}
+    calls_before = len(env.arm.calls)
+    oracle = env.oracle().action
+    with pytest.raises(UnsafeTargetError) as raised:
+        env.step(TableAction(oracle.pick_xy_m, (0.7, 0.0), oracle.yaw_change_deg))
+    assert raised.value.limit == 'x' and raised.value.value == pytest.approx(0.7)
+    assert env.arm.calls[calls_before:] == []
+    assert poses == {b: env.world.object_pose(b)[0].tolist() for b in env.info.object_names}
+    result = env.step(oracle)  # the episode goes on; the first accepted step is step 1
+    assert result.steps == 1 and result.success
+
+
+def test_a_yaw_change_over_the_workspace_limit_is_rejected(envs):
+    env = envs('rotate', workspace=Workspace(max_yaw_change_deg=20.0))
+    env.reset(10)
+    oracle = env.oracle().action
+    assert abs(oracle.yaw_change_deg) > 20.0
+    calls_before = len(env.arm.calls)
+    with pytest.raises(UnsafeTargetError) as raised:
+        env.step(oracle)
+    assert raised.value.limit == 'yaw change' and env.arm.calls[calls_before:] == []
+
+
+@pytest.mark.parametrize('field,value', [
+    ('split', 'test'), ('partition', 'placement_generalization'), ('workspace', None),
+    ('place_height', 'probe'), ('renderer', 'opengl'), ('settle_steps', 4.5),
+    ('bonus_steps', True), ('place_support_allowance_m', float('nan')), ('pick_place', {})])
+def test_wrong_typed_config_fields_fail_at_construction_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=f'SimEnvConfig.{field}'):
+        SimEnvConfig(**{field: value})
+
+
+def test_table_place_height_ignores_what_lies_under_the_place(envs):
+    table = envs('visual_manipulation')
+    truth = envs('visual_manipulation', place_height='ground_truth')
+    for seed in range(15, 60):  # the first scene whose base has a floor (bowl, container)
+        for env in (table, truth):
+            env.reset(seed)
+        base = next(o for o in table.info.objects if o.role == 'base')
+        if base.shape in ('bowl', 'container'):
+            break
+    dragged = next(o for o in table.info.objects if o.role == 'dragged')
+    base_xy = tuple(table.world.object_pose(base.body_id)[0][:2])
+    dragged_xy = tuple(table.world.object_pose(dragged.body_id)[0][:2])
+    allowance = table.config.place_support_allowance_m
+    # Table path: the same assumed support over the base and over the bare table.
+    assert table.place_support_m(dragged_xy, base_xy) == pytest.approx(allowance)
+    assert table.place_support_m(dragged_xy, (0.45, -0.25)) == pytest.approx(allowance)
+    # Ground truth: the surface actually there (the base's 4 mm floor, as the ray meets its
+    # collision mesh, vs the bare table).
+    assert truth.place_support_m(dragged_xy, (0.45, -0.25)) == 0.0
+    assert 0.003 < truth.place_support_m(dragged_xy, base_xy) < allowance
+
+
+def test_the_table_path_allowance_covers_every_support_in_the_object_set():
+    # 'table' assumes a support this high everywhere: no base of the sim's object set may
+    # offer a higher surface at its centre, or a held object would meet it before release.
+    allowance = SimEnvConfig().place_support_allowance_m
+    with SimWorld(WorldConfig('tiny', with_robot=False)) as world:
+        for name, kind in SHAPES.items():
+            if kind.role is not Role.BASE:
+                continue
+            world.reset()
+            world.add_object(kind, COLOURS['red'], (0.35, 0.0, 0.0), 0.0)
+            assert world.surface_height((0.35, 0.0)) <= allowance + 1e-6, name

@@ -69,10 +69,12 @@ _MOVED_M = 0.005
 # the simulator's ground truth (the surface under the place point, objects included).
 PLACE_HEIGHTS = ('table', 'ground_truth')
 # The tallest surface above the table that an object of the sim's set is placed onto: the
-# pallet's top (12 mm, sim/objects.py); every other base's floor is lower (test_sim_env checks).
+# pallet's top (12 mm in sim/objects.py; its collision surface, as a ray meets it, at 13 mm),
+# with 2 mm to spare; every other base's floor is lower (test_sim_env checks the whole set).
 # With place_height='table' the release height assumes this support everywhere, so a held
-# object never meets a support before it is released; on the bare table it drops this much.
-PLACE_SUPPORT_ALLOWANCE_M = 0.012
+# object never meets a support before it is released; on the bare table it drops this much
+# more (plus the primitive's place clearance).
+PLACE_SUPPORT_ALLOWANCE_M = 0.015
 
 
 @dataclass(frozen=True)
