@@ -8,6 +8,10 @@ and object info, so inBC and D-inBC can be written), `env.meta_info` for object 
 actions as VIMA's pose dicts. Model points map through LLaRA's fixed front-view map
 (`calibration.vima_fixed_calibration`). VIMA-Bench's end effectors call pybullet without a client
 id, so only one VIMA env may live in a process (vimabench-spec A.2): a second raises SimError.
+Actions are clipped to VIMA_X_RANGE_M / VIMA_Y_RANGE_M: VIMA's own action-space bounds (its gym
+action space asserts them; the upstream scripts clip, vimabench-spec A), not our safety
+envelope. No arm of ours moves here, so `llara_policy.workspace` plays no part; the embedded
+SimEnv and the real executor reject out-of-envelope targets instead of clipping them.
 """
 from dataclasses import dataclass
 import importlib
@@ -175,7 +179,12 @@ class VimaBenchEnv:
             i, physicsClientId=self._env.client_id)[0]) for i in self.info.object_names}
 
     def step(self, action: TableAction) -> StepResult:
-        """Send VIMA's action dict (float32, clipped to its bounds; place yaw from the change)."""
+        """Send VIMA's action dict (place yaw from the change).
+
+        Points are float32 and clipped to VIMA's own action-space bounds (VIMA_X_RANGE_M,
+        VIMA_Y_RANGE_M), as the upstream scripts do; this is VIMA's contract, not a safety
+        check (there is none to make: VIMA's simulated arm moves, not an arm of ours).
+        """
         if self._done:
             raise SimError('the episode is over (or not started): call reset(seed)')
         half = math.radians(action.yaw_change_deg) / 2
