@@ -4,6 +4,7 @@ import hashlib
 import random
 import re
 
+from answer_checks import check_accounted_for, check_parse_is_safe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
@@ -19,6 +20,7 @@ from llara_policy.text.prompting import (
     VICUNA_V1_SYSTEM,
     ActionSpacing,
     DescriptionMode,
+    DiagnosticKind,
     Scene,
     build_task_text,
     build_user_turn,
@@ -148,7 +150,9 @@ def test_tolerated_variants(text, expected):
 
 @pytest.mark.parametrize('text, reason, where', [
     ('', 'no action step found', -1),
-    ('The answer is (0.3, 0.5) and (0.2, 0.4) [30].', 'no action step found', -1),
+    ('The answer is (0.5, 0.5).', 'no action step found', -1),
+    # All of a step's fields but none of its syntax: a malformed (first) step.
+    ('The answer is (0.3, 0.5) and (0.2, 0.4) [30].', 'malformed action step', 0),
     (RELEASED_ANSWER.replace('[-116]', '[]'), 'expected rotation', RELEASED_ANSWER.index('[') + 1),
     (RELEASED_ANSWER.replace('0.543', '1.543'), 'place_x 1.543 is outside [0, 1]',
      RELEASED_ANSWER.index('0.543')),
@@ -157,7 +161,7 @@ def test_tolerated_variants(text, expected):
     (RELEASED_ANSWER.replace('drop it', 'stop'), "expected 'drop'", None),
     ('Step 1: Sweep the <p>x</p> at <b>(0.1, 0.2)</b>, rotate <r>[1]</r> degrees, and drop it at'
      ' <b>(0.3, 0.4)</b>.', "expected 'stop'", None),
-    (RELEASED_ANSWER + '\nStep 2: I am not sure.\nStep 3: Pick up', "expected 'Pick'", None),
+    ('Step 1: I am not sure.\n' + RELEASED_ANSWER, "expected 'Pick'", 8),
     (RELEASED_ANSWER.replace('Step 1', 'Step 12345678901'), 'step number', 5),
 ])
 def test_malformed_answers_raise_parse_error_saying_what_and_where(text, reason, where):
@@ -172,8 +176,10 @@ def test_unfinished_final_step_is_dropped_only_at_the_end_of_the_text():
     second = '\nStep 2: Pick up the <p>a</p> at <b>(0.1,  0.2)</b>, rotate <r>[-1'
     parsed = parse_answer(RELEASED_ANSWER + second)
     assert parsed.steps == parse_answer(RELEASED_ANSWER).steps and parsed.truncated
-    with pytest.raises(ParseError, match='expected'):
-        parse_answer(RELEASED_ANSWER + second + '\nStep 3: ' + RELEASED_ANSWER[8:])
+    # Not at the end: a malformed step, which ends the answer after the valid prefix.
+    parsed = parse_answer(RELEASED_ANSWER + second + '\nStep 3: ' + RELEASED_ANSWER[8:])
+    assert parsed.steps == parse_answer(RELEASED_ANSWER).steps
+    assert parsed.malformed_tail and not parsed.truncated
     with pytest.raises(ParseError, match='unfinished') as caught:
         parse_answer(RELEASED_ANSWER[:60])
     assert caught.value.position == 0
@@ -185,7 +191,7 @@ def test_every_cut_inside_the_last_step_keeps_exactly_the_earlier_steps():
     for cut in range(len(RELEASED_ANSWER) + 1, len(text) - 1):
         parsed = parse_answer(text[:cut])
         assert parsed.steps == first, cut
-        assert parsed.truncated == (cut >= len(RELEASED_ANSWER) + 8), cut  # after 'Step 2:'
+        assert parsed.truncated == (cut >= len(RELEASED_ANSWER) + 2), cut  # from 'S' of 'Step'
     assert len(parse_answer(text[:-1]).steps) == 2  # only the final period missing
 
 
@@ -309,24 +315,14 @@ steps = st.builds(
     st.integers(0, 40))
 
 
-def check_parse_is_safe(text):
-    try:
-        parsed = parse_answer(text)
-    except ParseError:
-        return
-    assert parsed.steps
-    for action in parsed.steps:
-        for point in (action.pick, action.place):
-            assert 0.0 <= point.x_norm <= 1.0 and 0.0 <= point.y_norm <= 1.0
-        assert -359 <= action.rotation_cw_deg <= 359
-
-
 @settings(max_examples=400, deadline=None, database=None)
 @given(st.lists(steps, min_size=1, max_size=5), st.sampled_from(ActionSpacing))
 def test_format_parse_identity(actions, spacing):
     text = format_answer(actions, spacing)
     parsed = parse_answer(text)
     assert parsed.steps == tuple(actions) and not parsed.truncated
+    assert not parsed.malformed_tail and not parsed.diagnostics
+    check_accounted_for(text, parsed)
     assert format_answer(parsed.steps, spacing) == text
     history = format_history(actions, spacing)
     unnamed = [ActionStep(a.pick, a.place, a.rotation_cw_deg, '', a.effector, k)
@@ -387,12 +383,14 @@ def test_mutated_answers_raise_only_parse_error(seed):
     actions = [random_step(rng) for _ in range(rng.randint(1, 3))]
     text = format_answer(actions, rng.choice(list(ActionSpacing)))
     check_parse_is_safe(mutate(rng, text))
-    # A cut-off answer yields a prefix of the steps, each complete and exact, or ParseError.
-    try:
-        parsed = parse_answer(text[:rng.randint(0, len(text))])
-    except ParseError:
+    # A cut-off answer yields a prefix of the steps, each complete and exact, or ParseError;
+    # what was cut is reported as truncation, never as a malformed step.
+    parsed = check_parse_is_safe(text[:rng.randint(0, len(text))])
+    if parsed is None:
         return
     assert parsed.steps == tuple(actions[:len(parsed.steps)])
+    assert not parsed.malformed_tail
+    assert all(d.kind is DiagnosticKind.TRUNCATED_STEP for d in parsed.diagnostics)
 
 
 @settings(max_examples=1500, deadline=None, database=None)

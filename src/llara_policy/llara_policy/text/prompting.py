@@ -2,8 +2,9 @@
 
 The one place that writes what the model reads and parses what it answers. Formats follow
 llara-spec.md sections 1-3 (LostXine/LLaRA `eval/vima_utils.py`, `eval/eval-llara.py`,
-`datasets/convert_vima.ipynb`) byte for byte. Sentence templates are data (`STEP_TEMPLATES`,
-`OBJECT_DESCRIPTION_TEMPLATE`); the parsers are compiled from them by `template_grammar`.
+`datasets/convert_vima.ipynb`) byte for byte. Sentence templates are data (`STEP_TEMPLATES` in
+`template_grammar`, `OBJECT_DESCRIPTION_TEMPLATE`), from which the parsers are compiled; answers
+are parsed by `answer_parsing`, whose names are importable from here.
 """
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,12 +13,23 @@ import random
 import re
 
 from llara_policy.errors import ParseError, PromptError
+from llara_policy.text.answer_parsing import (  # noqa: F401 (re-exported: callers use prompting)
+    AnswerDiagnostic,
+    DiagnosticKind,
+    ParsedAnswer,
+    TextSpan,
+    parse_answer,
+    unit_value,
+)
 from llara_policy.text.prompt_pools import ACTION_PROMPTS, DETECTION_PROMPTS, LOCALIZATION_PROMPTS
-from llara_policy.text.template_grammar import (
-    FieldSyntax,
-    Grammar,
+from llara_policy.text.template_grammar import (  # noqa: F401 (FIELD_PATTERNS: re-exported)
+    FIELD_PATTERNS,
+    HISTORY_OBJECT,
+    NOTEBOOK_STEP_TEMPLATES,
+    OBJECT_PHRASE,
+    STEP_PREFIX,
+    STEP_TEMPLATES,
     compile_template,
-    integer_field,
     number_field,
     text_field,
 )
@@ -37,37 +49,12 @@ class ActionSpacing(enum.Enum):
     NOTEBOOK = 'notebook'
 
 
-STEP_PREFIX = 'Step {k}: '
 HISTORY_PREFIX = 'You have finished: '  # LLaRA eval/eval-llara.py query_bc
-OBJECT_PHRASE = '<p>{object}</p>'
-HISTORY_OBJECT = 'object'  # replaces OBJECT_PHRASE in history lines (spec 3.4)
-
-# LLaRA datasets/convert_vima.ipynb get_action_info. The double space before {pick_y} is the
-# released checkpoints' spacing (spec 2.1; a sign-space format flag on the pick y value, which is
-# never negative); NOTEBOOK_STEP_TEMPLATES have a single space there. Nothing else differs.
-STEP_TEMPLATES: dict[Effector, str] = {
-    Effector.SUCTION: 'Pick up the <p>{object}</p> at <b>({pick_x},  {pick_y})</b>, rotate '
-                      '<r>[{rotation}]</r> degrees, and drop it at <b>({place_x}, {place_y})</b>.',
-    Effector.SPATULA: 'Sweep the <p>{object}</p> at <b>({pick_x},  {pick_y})</b>, rotate '
-                      '<r>[{rotation}]</r> degrees, and stop at <b>({place_x}, {place_y})</b>.',
-}
-NOTEBOOK_STEP_TEMPLATES: dict[Effector, str] = {
-    effector: template.replace(',  {pick_y}', ', {pick_y}')
-    for effector, template in STEP_TEMPLATES.items()}
 
 # LLaRA eval/vima_utils.py bbox_format and obj_format; `{{`/`}}` are literal braces.
 OBJECT_DESCRIPTION_TEMPLATE = (
     '<p>{name}</p> at <b>({center_x}, {center_y}), {{{width}, {height}}}</b>')
 SCENE_OPEN, SCENE_CLOSE = '<scene>', '</scene>'
-
-# What the formatters emit for each field (for constrained decoding; syntax only, so e.g. a
-# rotation of 999 still needs the range check the parser does).
-_UNIT_TEXT = r'(?:0\.\d{3}|1\.000)'
-FIELD_PATTERNS: dict[str, str] = {
-    'k': r'[1-9]\d*', 'object': r'[^<>\n]+', 'name': r'[^<>\n]+',
-    'rotation': r'-?(?:0|[1-9]\d{0,2})',
-    **{name: _UNIT_TEXT for name in ('pick_x', 'pick_y', 'place_x', 'place_y', 'center_x',
-                                     'center_y', 'width', 'height')}}
 
 # LLaRA eval/vima_utils.py prepare_prompt (= convert_vima.ipynb get_action_prompt). The suction
 # text lacks the space before "The image coordinate" in both training and eval: keep it.
@@ -92,44 +79,12 @@ VICUNA_V1_SYSTEM = ('A chat between a curious user and an artificial intelligenc
                     "The assistant gives helpful, detailed, and polite answers to the user's "
                     'questions.')
 
-_ROTATION_LIMIT_DEG = 359  # the instruction's range, -359 to 359
-_UNIT_FIELDS = ('pick_x', 'pick_y', 'place_x', 'place_y')
-# The object phrase of a step: `<p>NAME</p>`, or untagged words (e.g. `object`) before ` at <b>`.
-_STEP_OBJECT = FieldSyntax(
-    r'(?:<p>(?P<object>[^<>\n]*)</p>'
-    r'|(?<=\s)(?P<bare>[^<>\s]+(?:[ \t]+[^<>\s]+)*?)(?=\s+at\s*<b>))',
-    r'<p>[^<>\n]*(?:</?p?)?|<p?|[^<>\n]*(?:<b?)?', "the object phrase '<p>..</p>'",
-    word_like=False)
-
-
-def _compile_step(template: str) -> Grammar:
-    fields = {name: number_field(name) for name in _UNIT_FIELDS}
-    fields.update(object=_STEP_OBJECT, rotation=integer_field('rotation'))
-    return compile_template(template.replace(OBJECT_PHRASE, '{object}').removesuffix('.'),
-                            fields, '.')
-
-
-_STEP_GRAMMARS = {effector: _compile_step(t) for effector, t in STEP_TEMPLATES.items()}
-_VERB_EFFECTORS = {'P': Effector.SUCTION, 'S': Effector.SPATULA}
-_STEP_START = re.compile(
-    r'\bStep[ \t]*(?P<k>\d+)[ \t]*:\s*|(?=\b(?:Pick\s+up|Sweep)\s+the\b)', re.ASCII)
 _DESCRIPTION_GRAMMAR = compile_template(
     OBJECT_DESCRIPTION_TEMPLATE,
     {'name': text_field('name'),
      **{name: number_field(name) for name in ('center_x', 'center_y', 'width', 'height')}}, '.')
 _NON_SPACE = re.compile(r'\S')
 _BAD_PHRASE = re.compile(r'[<>\n]')  # would break the tags or the one-step-per-line layout
-
-
-@dataclass(frozen=True)
-class ParsedAnswer:
-    """The complete steps of an answer, in order.
-
-    `truncated` says an unfinished final step (generation cut off at the token limit) was dropped.
-    """
-
-    steps: tuple[ActionStep, ...]
-    truncated: bool = False
 
 
 def step_template(effector: Effector, spacing: ActionSpacing = ActionSpacing.RELEASED) -> str:
@@ -176,81 +131,6 @@ def format_history(steps: Sequence[ActionStep],
     lines = (STEP_PREFIX.format(k=number) + format_step(step, spacing, history=True)
              for number, step in enumerate(steps, start=1))
     return HISTORY_PREFIX + '\n'.join(lines)
-
-
-def parse_answer(text: str) -> ParsedAnswer:
-    """Parse a model answer into its action steps.
-
-    Tolerated: any whitespace between tokens (the released double space included), a missing
-    `Step k:` prefix (step_number 0), several steps, text before, between and after the steps,
-    an untagged object phrase, a missing final period. Each step begins at `Step k:` or at a
-    capitalised `Pick up the` / `Sweep the` (the verb sets the effector) and must then be complete
-    and in range: points in [0, 1], rotation an integer in [-359, 359]. A step that breaks off at
-    the very end of the text (generation cut off) is dropped and `truncated` is set; any other
-    malformed step raises ParseError at its offending position. No complete step: ParseError.
-    """
-    steps = []
-    pos = 0
-    while (start := _STEP_START.search(text, pos)) is not None:
-        verb_at = start.end()
-        # No verb after `Step k:` fails the suction grammar and is then diagnosed against both.
-        effector = _VERB_EFFECTORS.get(text[verb_at:verb_at + 1], Effector.SUCTION)
-        match = _STEP_GRAMMARS[effector].match(text, verb_at)
-        if match is None:
-            _raise_unless_unfinished(text, verb_at)
-            if not steps:
-                raise ParseError('the only action step is unfinished (generation cut off?)',
-                                 text, start.start())
-            return ParsedAnswer(tuple(steps), truncated=True)
-        steps.append(_step_from_match(match, effector, start['k'], text, start.start('k')))
-        pos = match.end()
-    if not steps:
-        raise ParseError('no action step found (expected "Step k: Pick up the ..." or '
-                         '"Sweep the ...")', text)
-    return ParsedAnswer(tuple(steps))
-
-
-def _raise_unless_unfinished(text: str, pos: int) -> None:
-    """Return if the text from `pos` is an unfinished step; else raise ParseError there."""
-    found = [grammar.diagnose(text, pos) for grammar in _STEP_GRAMMARS.values()]
-    if any(diagnosis.unfinished for diagnosis in found):
-        return
-    furthest = max(found, key=lambda diagnosis: diagnosis.position)
-    raise ParseError(f'malformed action step: expected {furthest.expected}', text,
-                     furthest.position)
-
-
-def _step_from_match(match: re.Match, effector: Effector, step_text: str | None, text: str,
-                     step_at: int) -> ActionStep:
-    values = [_unit_value(match, name, text) for name in _UNIT_FIELDS]
-    rotation = _bounded_int(match, 'rotation', _ROTATION_LIMIT_DEG, text)
-    step_number = 0
-    if step_text is not None:
-        if len(step_text) > 9:
-            raise ParseError(f'step number {step_text} is too large', text, step_at)
-        step_number = int(step_text)
-    if match['object'] is not None:
-        name = match['object'].strip()
-    else:  # untagged phrase; the history form's word `object` means "no object text"
-        name = match['bare'].strip()
-        name = '' if name == HISTORY_OBJECT else name
-    return ActionStep(ImagePoint(values[0], values[1]), ImagePoint(values[2], values[3]),
-                      rotation, name, effector, step_number)
-
-
-def _unit_value(match: re.Match, name: str, text: str) -> float:
-    value = float(match[name])
-    if not 0.0 <= value <= 1.0:
-        raise ParseError(f'{name} {match[name]} is outside [0, 1]', text, match.start(name))
-    return value
-
-
-def _bounded_int(match: re.Match, name: str, limit: int, text: str) -> int:
-    digits = match[name]
-    if len(digits) > 12 or not -limit <= int(digits) <= limit:
-        raise ParseError(f'{name} {digits} is outside [-{limit}, {limit}]', text,
-                         match.start(name))
-    return int(digits)
 
 
 def format_object_description(description: ObjectDescription) -> str:
@@ -321,7 +201,7 @@ def parse_scene(text: str) -> tuple[ObjectDescription, ...]:
 
 def _description_from_match(match: re.Match, text: str) -> ObjectDescription:
     center_x, center_y, width, height = (
-        _unit_value(match, name, text) for name in ('center_x', 'center_y', 'width', 'height'))
+        unit_value(match, name, text) for name in ('center_x', 'center_y', 'width', 'height'))
     return ObjectDescription(match['name'].strip(),
                              ImageBox(ImagePoint(center_x, center_y), width, height))
 

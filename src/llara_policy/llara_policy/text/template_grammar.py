@@ -1,17 +1,45 @@
-"""Whitespace-tolerant parsers compiled from `str.format` templates.
+"""LLaRA's step sentences as `str.format` templates, and the parsers compiled from them.
 
-`prompting` keeps LLaRA's sentences as format templates (one source for writing, parsing and
-constrained decoding); this module turns such a template into a regex for the fast path and a
-token list that, when the regex fails, says where the text went wrong and whether it is merely
-unfinished (a generation cut off mid-sentence). Whitespace may vary between tokens; words that
-the template separates by a space must stay separated. Patterns are ASCII-only (no Unicode
-digits) and never put two whitespace-eating quantifiers side by side, so a failing match stays
-linear-ish in the length of a whitespace run.
+The templates are the one source for writing (prompting), parsing (answer_parsing) and
+constrained decoding (answer_grammar). `compile_template` turns a template into a regex for the
+fast path and a token list that, when the regex fails, says where the text went wrong and whether
+it is merely unfinished (a generation cut off mid-sentence). Whitespace may vary between tokens;
+words that the template separates by a space must stay separated. Patterns are ASCII-only (no
+Unicode digits) and never put two whitespace-eating quantifiers side by side, so a failing match
+stays linear-ish in the length of a whitespace run.
 """
 from collections.abc import Mapping
 from dataclasses import dataclass
 import re
 import string
+
+from llara_policy.types import Effector
+
+STEP_PREFIX = 'Step {k}: '
+OBJECT_PHRASE = '<p>{object}</p>'
+HISTORY_OBJECT = 'object'  # replaces OBJECT_PHRASE in history lines (spec 3.4)
+
+# LLaRA datasets/convert_vima.ipynb get_action_info. The double space before {pick_y} is the
+# released checkpoints' spacing (spec 2.1; a sign-space format flag on the pick y value, which is
+# never negative); NOTEBOOK_STEP_TEMPLATES have a single space there. Nothing else differs.
+STEP_TEMPLATES: dict[Effector, str] = {
+    Effector.SUCTION: 'Pick up the <p>{object}</p> at <b>({pick_x},  {pick_y})</b>, rotate '
+                      '<r>[{rotation}]</r> degrees, and drop it at <b>({place_x}, {place_y})</b>.',
+    Effector.SPATULA: 'Sweep the <p>{object}</p> at <b>({pick_x},  {pick_y})</b>, rotate '
+                      '<r>[{rotation}]</r> degrees, and stop at <b>({place_x}, {place_y})</b>.',
+}
+NOTEBOOK_STEP_TEMPLATES: dict[Effector, str] = {
+    effector: template.replace(',  {pick_y}', ', {pick_y}')
+    for effector, template in STEP_TEMPLATES.items()}
+
+# What the formatters emit for each field (for constrained decoding; syntax only, so e.g. a
+# rotation of 999 still needs the range check the parser does).
+_UNIT_TEXT = r'(?:0\.\d{3}|1\.000)'
+FIELD_PATTERNS: dict[str, str] = {
+    'k': r'[1-9]\d*', 'object': r'[^<>\n]+', 'name': r'[^<>\n]+',
+    'rotation': r'-?(?:0|[1-9]\d{0,2})',
+    **{name: _UNIT_TEXT for name in ('pick_x', 'pick_y', 'place_x', 'place_y', 'center_x',
+                                     'center_y', 'width', 'height')}}
 
 # A template's literal text splits into tags (`<b>`), words and single punctuation marks.
 _LITERAL_PIECE = re.compile(r'<[^<>]*>|\w+|\S', re.ASCII)
