@@ -16,6 +16,7 @@ from llara_policy.text.template_grammar import (
     HISTORY_OBJECT,
     OBJECT_PHRASE,
     STEP_TEMPLATES,
+    Diagnosis,
     FieldSyntax,
     Grammar,
     compile_template,
@@ -30,8 +31,10 @@ _UNIT_FIELDS = ('pick_x', 'pick_y', 'place_x', 'place_y')
 _BEFORE_POINT = r'(?=\s+at\s*<b>)'
 # The object phrase: `<p>NAME</p>`, the slips `<p>NAME <p>` and `<p>NAME` (no closing tag), or
 # untagged words before ` at <b>` (e.g. the history form's `object`), with a stray `</p>` allowed.
+# The name keeps its outer spaces (stripped later); `(?<!\s)` looks ahead from a run of spaces
+# only once, so a long run costs linear time.
 _STEP_OBJECT = FieldSyntax(
-    rf'(?:<p>(?P<object>[^<>\n]*?)(?:[ \t]*</?p>|{_BEFORE_POINT})'
+    rf'(?:<p>(?P<object>[^<>\n]*?)(?:</?p>|(?<!\s){_BEFORE_POINT})'
     rf'|(?<!\S)(?P<bare>[^<>\s]+(?:[ \t]+[^<>\s]+)*?)(?:</p>)?{_BEFORE_POINT})',
     r'<p>[^<>\n]*(?:</?p?)?|<p?|[^<>\n]*(?:<b?)?', "the object phrase '<p>..</p>'",
     word_like=False)
@@ -141,6 +144,8 @@ class _Scanner:
         self.spans: list[TextSpan] = []
         self.diagnostics: list[AnswerDiagnostic] = []
         self.truncated = self.malformed_tail = False
+        self._counted = (0, 1)  # (offset, its line number): notes come in text order
+        self.content_end = len(text.rstrip())
 
     def run(self) -> ParsedAnswer:
         pos = 0
@@ -172,7 +177,7 @@ class _Scanner:
         """Parse a non-blank piece of a line outside the steps: a verb-less step, or not."""
         text = self.text
         piece = text[start:line_end]
-        at_end = not text[line_end:].strip()
+        at_end = _NON_SPACE.search(text, line_end) is None
         if _FIELD_MARK.search(piece) is None:
             if at_end and _PARTIAL_START.fullmatch(piece.rstrip()):
                 return self.truncate(start)
@@ -185,13 +190,14 @@ class _Scanner:
                 if at > start:
                     self.note(DiagnosticKind.PROSE, 'text before an action step', start, at)
                 return self.add_step(match, effector, None, at)
-        unfinished, error = _diagnose(text, start, verbs=False)
+        unfinished, furthest = _diagnose(text, start, self.content_end, verbs=False)
         # Any words could begin an untagged object phrase: count as cut off only a piece that
         # got past the object phrase or began with its tag.
-        if at_end and unfinished and (error.position > start or piece.startswith('<p')):
+        if at_end and unfinished and (furthest.position > start or piece.startswith('<p')):
             return self.truncate(start)
         if len(_LLARA_POINT.findall(piece)) >= 2 and _LLARA_ROTATION.search(piece):
-            return self.fail(error, start)  # all of a step's fields: LLaRA would execute it
+            # All of a step's fields: LLaRA would execute it.
+            return self.fail(_malformed(text, furthest), start)
         self.note(DiagnosticKind.STRAY_FIELDS,
                   'action fields outside any step (too few for one step)', start, line_end)
         return line_end
@@ -204,10 +210,10 @@ class _Scanner:
         if match is None:
             match, effector = _verbless_match(text, at, len(text))
         if match is None:
-            unfinished, error = _diagnose(text, at, verbs=True)
+            unfinished, furthest = _diagnose(text, at, self.content_end, verbs=True)
             if unfinished:
                 return self.truncate(start.start())
-            return self.fail(error, start.start())
+            return self.fail(_malformed(text, furthest), start.start())
         return self.add_step(match, effector, start, start.start())
 
     def add_step(self, match: re.Match, effector: Effector, start: re.Match | None,
@@ -247,8 +253,12 @@ class _Scanner:
         line_end = len(text) if line_end < 0 else line_end
         excerpt = text[max(line_start, offset - 20):min(line_end, offset + 40)]
         span = TextSpan(offset if span_start is None else span_start, end)
-        self.diagnostics.append(AnswerDiagnostic(
-            kind, reason, text.count('\n', 0, offset) + 1, offset, excerpt, span))
+        counted, line = self._counted
+        if offset < counted:
+            counted, line = 0, 1
+        line += text.count('\n', counted, offset)
+        self._counted = (offset, line)
+        self.diagnostics.append(AnswerDiagnostic(kind, reason, line, offset, excerpt, span))
 
 
 def _verbless_match(text: str, at: int,
@@ -262,19 +272,22 @@ def _verbless_match(text: str, at: int,
     return None, None
 
 
-def _diagnose(text: str, at: int, verbs: bool) -> tuple[bool, ParseError]:
-    """Whether the text from `at` is an unfinished step, and the error saying where it fails.
+def _diagnose(text: str, at: int, end: int, verbs: bool) -> tuple[bool, Diagnosis]:
+    """Whether the text from `at` is an unfinished step, and where it fails at the furthest.
 
-    Full grammars come first, so on a tie the error names the verb they expect.
+    Full grammars come first, so on a tie the diagnosis names the verb they expect.
     """
-    found = [grammar.diagnose(text, at) for grammar in _GRAMMARS.values()] if verbs else []
+    found = [grammar.diagnose(text, at, end) for grammar in _GRAMMARS.values()] if verbs else []
     article = _ARTICLE.match(text, at)
-    found += [grammar.diagnose(text, at if article is None else article.end())
+    found += [grammar.diagnose(text, at if article is None else article.end(), end)
               for grammar in _VERBLESS_GRAMMARS.values()]
     furthest = max(found, key=lambda diagnosis: diagnosis.position)
-    error = ParseError(f'malformed action step: expected {furthest.expected}', text,
-                       furthest.position)
-    return any(diagnosis.unfinished for diagnosis in found), error
+    return any(diagnosis.unfinished for diagnosis in found), furthest
+
+
+def _malformed(text: str, furthest: Diagnosis) -> ParseError:
+    return ParseError(f'malformed action step: expected {furthest.expected}', text,
+                      furthest.position)
 
 
 def _step_from_match(match: re.Match, effector: Effector, start: re.Match | None,

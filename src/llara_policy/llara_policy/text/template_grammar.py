@@ -114,11 +114,12 @@ class Grammar:
         """Match the whole sentence at `pos` (the fast path)."""
         return self.regex.match(text, pos)
 
-    def diagnose(self, text: str, pos: int = 0) -> Diagnosis:
+    def diagnose(self, text: str, pos: int = 0, content_end: int | None = None) -> Diagnosis:
         """Walk the tokens from `pos` and report the first one that does not match.
 
         The text counts as unfinished when everything after the last matched token (outer
-        whitespace aside) is a beginning of the token expected next.
+        whitespace aside) is a beginning of the token expected next. `content_end` is
+        `len(text.rstrip())`, for callers that diagnose one long text many times.
         """
         for token in self.tokens:
             found = token.full.match(text, pos)
@@ -126,7 +127,9 @@ class Grammar:
                 pos = found.end()
             elif not token.optional:
                 rest = _SPACE.match(text, pos).end()
-                end = max(rest, len(text.rstrip()))
+                if content_end is None:
+                    content_end = len(text.rstrip())
+                end = max(rest, content_end)
                 unfinished = token.partial.fullmatch(text, rest, end) is not None
                 return Diagnosis(rest, token.label, unfinished)
         return Diagnosis(pos, 'nothing (the sentence is complete)', False)
