@@ -5,7 +5,9 @@ executes an action: a step line without its verb, a half-tagged object phrase, a
 without its verb. Each parses to the intended step; a later malformed step ends the answer with
 `malformed_tail`; no line is ever dropped silently.
 """
+import contextlib
 import random
+import time
 
 from answer_checks import as_tuples, check_parse_is_safe, llara_actions
 from hypothesis import given, settings
@@ -206,3 +208,15 @@ def test_slipped_answers_parse_to_the_intended_steps_like_llara(seed):
     parsed = check_parse_is_safe(text)
     assert_clean(parsed, steps)
     assert as_tuples(parsed) == llara_actions(text)
+
+
+def test_long_whitespace_runs_and_many_unparsed_lines_take_linear_time():
+    # Both took seconds with a quadratic object phrase / per-line O(n) work; now ~50 ms.
+    texts = ['<p>' + ' ' * 4000 + 'x (0.1, 0.2) (0.3, 0.4) [1]',
+             'Step 1: <p>' + ' \t' * 2000 + 'at <b>(',
+             '<p>x</p> at <b>(0.1, 0.2)</b>\n' * 2000]
+    start = time.process_time()
+    for text in texts:
+        with contextlib.suppress(ParseError):
+            parse_answer(text)
+    assert time.process_time() - start < 1.0
