@@ -336,7 +336,7 @@ def test_a_yaw_change_over_the_workspace_limit_is_rejected(envs):
 @pytest.mark.parametrize('field,value', [
     ('split', 'test'), ('partition', 'placement_generalization'), ('workspace', None),
     ('place_height', 'probe'), ('renderer', 'opengl'), ('settle_steps', 4.5),
-    ('bonus_steps', True), ('place_support_allowance_m', float('nan')), ('pick_place', {})])
+    ('bonus_steps', True), ('pick_place', {})])
 def test_wrong_typed_config_fields_fail_at_construction_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f'SimEnvConfig.{field}'):
         SimEnvConfig(**{field: value})
@@ -354,7 +354,7 @@ def test_table_place_height_ignores_what_lies_under_the_place(envs):
     dragged = next(o for o in table.info.objects if o.role == 'dragged')
     base_xy = tuple(table.world.object_pose(base.body_id)[0][:2])
     dragged_xy = tuple(table.world.object_pose(dragged.body_id)[0][:2])
-    allowance = table.config.place_support_allowance_m
+    allowance = table.table_support_m
     # Table path: the same assumed support over the base and over the bare table.
     assert table.place_support_m(dragged_xy, base_xy) == pytest.approx(allowance)
     assert table.place_support_m(dragged_xy, (0.45, -0.25)) == pytest.approx(allowance)
@@ -364,14 +364,22 @@ def test_table_place_height_ignores_what_lies_under_the_place(envs):
     assert 0.003 < truth.place_support_m(dragged_xy, base_xy) < allowance
 
 
-def test_the_table_path_allowance_covers_every_support_in_the_object_set():
-    # 'table' assumes a support this high everywhere: no base of the sim's object set may
-    # offer a higher surface at its centre, or a held object would meet it before release.
-    allowance = SimEnvConfig().place_support_allowance_m
-    with SimWorld(WorldConfig('tiny', with_robot=False)) as world:
-        for name, kind in SHAPES.items():
-            if kind.role is not Role.BASE:
-                continue
-            world.reset()
-            world.add_object(kind, COLOURS['red'], (0.35, 0.0, 0.0), 0.0)
-            assert world.surface_height((0.35, 0.0)) <= allowance + 1e-6, name
+@pytest.mark.parametrize('partition,expected_m', [
+    # Bowl, container (L1/L2) and pan (L3) floors: 4 mm, met by a ray at 5 mm (the collision
+    # margin); the L3 pallet's top: 12 mm, met at 13 mm. Plus the 1 mm margin.
+    (Partition.PLACEMENT, 0.006), (Partition.COMBINATORIAL, 0.006),
+    (Partition.NOVEL_OBJECT, 0.014)])
+def test_the_table_path_support_is_the_object_sets_tallest(partition, expected_m):
+    split = Split.TRAIN if partition is Partition.PLACEMENT else Split.TEST
+    with SimEnv(SimEnvConfig(partition=partition, split=split, renderer='tiny')) as env:
+        assert env.table_support_m == pytest.approx(expected_m, abs=2e-4)
+        # ... and it covers every base of the set, each measured in its own world here.
+        with SimWorld(WorldConfig('tiny', with_robot=False)) as world:
+            for name, kind in SHAPES.items():
+                if kind.role is not Role.BASE or (
+                        partition is not Partition.NOVEL_OBJECT and name in NOVEL_BASES):
+                    continue
+                world.reset()
+                world.add_object(kind, COLOURS['red'], (0.3, 0.1, 0.0), 0.7)
+                for dx, dy in ((0, 0), (0.01, 0.0), (0.0, -0.01)):
+                    assert world.surface_height((0.3 + dx, 0.1 + dy)) < env.table_support_m, name

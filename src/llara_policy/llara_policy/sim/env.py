@@ -40,7 +40,7 @@ from llara_policy.sim.episode import (
     TaskPrompt,
     check_seed,
 )
-from llara_policy.sim.objects import Role
+from llara_policy.sim.objects import COLOURS, Role, shape
 from llara_policy.sim.task_base import Progress, TaskContext, vocabulary
 from llara_policy.sim.tasks import TASKS, make_task
 from llara_policy.sim.world import SimWorld, WorldConfig
@@ -51,7 +51,6 @@ from llara_policy.types import (
     Effector,
     ImagePoint,
     check_int,
-    check_real,
 )
 from llara_policy.workspace import Workspace, check_table_action
 
@@ -68,13 +67,8 @@ _MOVED_M = 0.005
 # Where a place's support height comes from: the table alone (what a real executor knows) or
 # the simulator's ground truth (the surface under the place point, objects included).
 PLACE_HEIGHTS = ('table', 'ground_truth')
-# The tallest surface above the table that an object of the sim's set is placed onto: the
-# pallet's top (12 mm in sim/objects.py; its collision surface, as a ray meets it, at 13 mm),
-# with 2 mm to spare; every other base's floor is lower (test_sim_env checks the whole set).
-# With place_height='table' the release height assumes this support everywhere, so a held
-# object never meets a support before it is released; on the bare table it drops this much
-# more (plus the primitive's place clearance).
-PLACE_SUPPORT_ALLOWANCE_M = 0.015
+# Added to the object set's tallest support (place_height='table'): 1 mm to spare.
+SUPPORT_MARGIN_M = 0.001
 
 
 @dataclass(frozen=True)
@@ -85,8 +79,9 @@ class SimEnvConfig:
     allows 2; LLaRA's evaluation caps episodes at 8 steps instead). `workspace` is the safety
     envelope every action is checked against (defaults: the sim's task area). `place_height`
     says what a place knows of the support under it: 'table' (default; the executor's view:
-    the table height plus `place_support_allowance_m`, the tallest support the object set has)
-    or 'ground_truth' (the simulator's surface height under the place point).
+    the table height plus the tallest support of the partition's object set, the same for
+    every place; see `SimEnv.table_support_m`) or 'ground_truth' (the simulator's surface
+    height under the place point in the current scene).
     """
 
     task: str = 'visual_manipulation'
@@ -97,7 +92,6 @@ class SimEnvConfig:
     settle_steps: int = 480
     workspace: Workspace = Workspace()
     place_height: str = 'table'
-    place_support_allowance_m: float = PLACE_SUPPORT_ALLOWANCE_M
     pick_place: PickPlaceConfig = SIM_PICK_PLACE
     sweep: SweepConfig = SIM_SWEEP
     arm: SimArmConfig = SimArmConfig()
@@ -117,8 +111,6 @@ class SimEnvConfig:
                                   f'got {getattr(self, name)!r}')
         check_int('SimEnvConfig.bonus_steps', self.bonus_steps, 0, error=ConfigError)
         check_int('SimEnvConfig.settle_steps', self.settle_steps, 0, error=ConfigError)
-        check_real('SimEnvConfig.place_support_allowance_m', self.place_support_allowance_m,
-                   0.0, 0.1, error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -165,6 +157,8 @@ class SimEnv:
         self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(
             MODEL_FRAME_WIDTH_PX, MODEL_FRAME_HEIGHT_PX))
         self.arm = SimArm(self.world, config.arm)
+        self.table_support_m = tallest_support_m(self._reference_world,
+                                                 vocabulary(config.partition).bases)
         self._setup = None
         self._progress = Progress()
         self._done = True
@@ -263,13 +257,13 @@ class SimEnv:
     def place_support_m(self, pick_xy_m, place_xy_m) -> float:
         """Return the support height (m) a place assumes, by `SimEnvConfig.place_height`.
 
-        'table': the table height plus the allowance, the same everywhere (a real executor
+        'table': the table height plus `table_support_m`, the same everywhere (a real executor
         knows no more). 'ground_truth': the simulator's highest surface under the held object's
         footprint at the place, the picked object itself excluded.
         """
         table_z = self.config.workspace.table_z_m
         if self.config.place_height == 'table':
-            return table_z + self.config.place_support_allowance_m
+            return table_z + self.table_support_m
         picked_body = self.world.top_body(pick_xy_m)
         held = self.world.objects.get(picked_body)
         radius = held.radius_m() if held is not None and held.role is Role.DRAGGED else 0.0
@@ -339,6 +333,24 @@ class SimEnv:
                           llara_rotation_from_yaw_delta(yaw_change), object_text=name,
                           effector=self.task.effector)
         return OracleAction(action, step, name)
+
+
+def tallest_support_m(world: SimWorld, base_names) -> float:
+    """Return the tallest support above the table an object of the set offers, plus the margin.
+
+    What a real executor is configured with once for its object set (measured with a ruler):
+    each base is measured alone on a bare table at its centre (its floor, or the pallet's top),
+    never in a scene. With place_height='table' every release assumes this support, so a held
+    object never meets a support before it is released; on the bare table it drops this much
+    more than with ground truth. The world is reset afterwards.
+    """
+    tallest = 0.0
+    for name in base_names:
+        world.reset()
+        world.add_object(shape(name), COLOURS['red'], (0.35, 0.0, 0.0), 0.0)
+        tallest = max(tallest, world.surface_height((0.35, 0.0)))
+    world.reset()
+    return tallest + SUPPORT_MARGIN_M
 
 
 def _rotate(xy: np.ndarray, yaw_rad: float) -> np.ndarray:
