@@ -1,8 +1,9 @@
 """Benchmark: sim costs per task: reset, oracle step, rendered frame (256x128 and 640x480).
 
-Run `python tests/bench/bench_sim.py [--episodes 5] [--renderer auto|egl|tiny]`. For each task
-it times `SimEnv.reset`, one oracle step (`oracle()` + `step()`: the pick-and-place on the
-simulated xArm plus settling and the new frame), and `SimWorld.render` of the front camera at
+Run `python tests/bench/bench_sim.py [--episodes 5] [--renderer auto|egl|tiny]
+[--place-height table|ground_truth]`. For each task it times `SimEnv.reset`, one oracle step
+(`oracle()` + `step()`: the workspace check, the pick-and-place on the simulated xArm plus
+settling and the new frame), and `SimWorld.render` of the front camera at
 the model frame size and at 640x480. Targets on a 2-core machine: reset + full oracle episode
 of visual_manipulation under 1.5 s; a 256x128 frame under 40 ms. The load average is printed:
 other processes on a shared machine slow every number down.
@@ -18,6 +19,7 @@ try:
 except ImportError:  # run from a plain checkout, without the colcon workspace sourced
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'src', 'llara_policy'))
     from llara_policy.sim.env import SimEnv, SimEnvConfig
+from llara_policy.sim.env import PLACE_HEIGHTS
 from llara_policy.sim.episode import SEED_RANGES, Split
 from llara_policy.sim.tasks import TASKS
 
@@ -35,9 +37,10 @@ def median_time(call, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_task(task: str, episodes: int, renderer: str) -> dict:
+def bench_task(task: str, episodes: int, renderer: str, place_height: str) -> dict:
     resets, steps, episodes_s = [], [], []
-    with SimEnv(SimEnvConfig(task=task, split=Split.TEST, renderer=renderer)) as env:
+    with SimEnv(SimEnvConfig(task=task, split=Split.TEST, renderer=renderer,
+                             place_height=place_height)) as env:
         for index in range(episodes):
             seed = SEED_RANGES[Split.TEST].start + index
             start = time.perf_counter()
@@ -66,6 +69,7 @@ def main() -> int:
     parser.add_argument('--episodes', type=int, default=5)
     parser.add_argument('--renderer', default='auto', choices=('auto', 'egl', 'tiny'))
     parser.add_argument('--tasks', nargs='*', default=sorted(TASKS))
+    parser.add_argument('--place-height', default='table', choices=PLACE_HEIGHTS)
     args = parser.parse_args()
     load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
     print(f'sim timings, median of {args.episodes} test episodes per task; renderer '
@@ -74,7 +78,7 @@ def main() -> int:
           f'{"256x128 ms":>11s} {"640x480 ms":>11s}')
     ok = True
     for task in args.tasks:
-        r = bench_task(task, args.episodes, args.renderer)
+        r = bench_task(task, args.episodes, args.renderer, args.place_height)
         print(f'{task:28s} {r["reset"]:8.3f} {r["step"]:8.3f} {r["episode"]:10.3f} '
               f'{r["small"] * 1000:11.1f} {r["large"] * 1000:11.1f}'
               f'{"  (EGL)" if r["egl"] else "  (TinyRenderer)"}', flush=True)
