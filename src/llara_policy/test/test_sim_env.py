@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from llara_policy.arms.primitives import pick_and_place
-from llara_policy.errors import ConfigError, SimError, UnsafeTargetError
+from llara_policy.errors import CalibrationError, ConfigError, SimError, UnsafeTargetError
 from llara_policy.execution import TableAction
 from llara_policy.geometry.calibration import load_calibration, save_calibration
 from llara_policy.geometry.transforms import BasePoint
@@ -331,6 +331,24 @@ def test_a_yaw_change_over_the_workspace_limit_is_rejected(envs):
     with pytest.raises(UnsafeTargetError) as raised:
         env.step(oracle)
     assert raised.value.limit == 'yaw change' and env.arm.calls[calls_before:] == []
+
+
+@pytest.mark.parametrize('workspace,problem', [
+    (Workspace(x_min_m=0.2, x_max_m=0.7), 'outside the image'),  # beyond the far edge
+    (Workspace(table_z_m=0.05), 'table_z_m'),  # disagrees with the calibration's table
+])
+def test_a_workspace_the_camera_cannot_cover_is_refused_at_start_up(workspace, problem):
+    with pytest.raises(CalibrationError, match=problem):
+        SimEnv(SimEnvConfig(task='rotate', renderer='tiny', workspace=workspace))
+
+
+def test_the_start_up_report_of_the_default_workspace():
+    env = SimEnv(SimEnvConfig(task='rotate', renderer='tiny'))
+    try:
+        assert env.workspace_fit.ok
+        assert 0.5 < env.workspace_fit.fraction_inside < 0.7  # issue 8: frame x 0.089-0.532 m
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize('field,value', [

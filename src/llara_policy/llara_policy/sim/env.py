@@ -26,6 +26,7 @@ from llara_policy.arms.primitives import (
 from llara_policy.errors import ArmError, ConfigError, SimError
 from llara_policy.execution import TableAction, table_action_from_step
 from llara_policy.geometry.calibration import ModelFrameMapper
+from llara_policy.geometry.calibration_checks import check_workspace_fit
 from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.geometry.transforms import BasePoint
 from llara_policy.geometry.vima_map import llara_rotation_from_yaw_delta
@@ -148,14 +149,17 @@ class SimEnv:
     def __init__(self, config: SimEnvConfig = SimEnvConfig()):
         self.config = config
         self.task = make_task(config.task)
+        self.camera = front_camera()
+        self.calibration = self.camera.calibration()
+        preprocess = FramePreprocess.full_frame(MODEL_FRAME_WIDTH_PX, MODEL_FRAME_HEIGHT_PX)
+        self.mapper = ModelFrameMapper(self.calibration, preprocess)
+        # The start-up check a real executor makes, before any world exists: a camera that
+        # cannot see the workspace, or a table height that disagrees with it, is refused.
+        self.workspace_fit = check_workspace_fit(self.calibration, config.workspace, preprocess)
         self.world = SimWorld(WorldConfig(config.renderer, effector=self.task.effector))
         # Reference images always use TinyRenderer: the EGL plugin is one per process, and the
         # scene's frames have the better claim to it.
         self._reference_world = SimWorld(WorldConfig('tiny', with_robot=False))
-        self.camera = front_camera()
-        self.calibration = self.camera.calibration()
-        self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(
-            MODEL_FRAME_WIDTH_PX, MODEL_FRAME_HEIGHT_PX))
         self.arm = SimArm(self.world, config.arm)
         self.table_support_m = tallest_support_m(self._reference_world,
                                                  vocabulary(config.partition).bases)
