@@ -66,6 +66,11 @@ class ImagePoint:
     y_norm: float
 
     def __post_init__(self):
+        x, y = self.x_norm, self.y_norm
+        # Plain floats in range (NaN fails the comparisons) need no normalizing: the parser
+        # builds two points per step, so this keeps the same rule off its hot path.
+        if type(x) is float and type(y) is float and 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
+            return
         _set_checked(self, 'x_norm', check_real, 0.0, 1.0)
         _set_checked(self, 'y_norm', check_real, 0.0, 1.0)
 
@@ -107,6 +112,9 @@ class ActionStep:
     step_number: int = 0
 
     def __post_init__(self):
+        r, k = self.rotation_cw_deg, self.step_number
+        if type(r) is int and type(k) is int and -359 <= r <= 359 and k >= 0:
+            return  # plain ints in range: nothing to normalize (the parser's hot path)
         _set_checked(self, 'rotation_cw_deg', check_int, -359, 359)
         _set_checked(self, 'step_number', check_int, 0)
 
