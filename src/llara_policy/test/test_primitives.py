@@ -13,14 +13,11 @@ from llara_policy.arms.base import CODE_OK
 from llara_policy.arms.primitives import (
     PickPlaceConfig,
     SweepConfig,
-    enable,
     go_home,
     pick_and_place,
     sweep,
 )
 from llara_policy.errors import ConfigError, UnsafeTargetError
-from llara_policy.sim.arm import SimArm
-from llara_policy.sim.world import SimWorld, WorldConfig
 from llara_policy.workspace import Workspace
 
 WS = Workspace()
@@ -33,20 +30,6 @@ FLOOR_5MM = Workspace(z_floor_above_table_m=0.005)
 GOOD_PICK = (320.0, -100.0, 0.0)
 GOOD_PLACE = (420.0, 150.0, 0.0)
 
-
-@pytest.fixture(scope='module')
-def world():
-    with SimWorld(WorldConfig('tiny')) as world:
-        yield world
-
-
-@pytest.fixture
-def arm(world):
-    world.reset()
-    arm = SimArm(world)
-    arm.world_was_reset()
-    enable(arm, WS)
-    return arm
 
 
 def rejected(arm, limit: str, call) -> UnsafeTargetError:

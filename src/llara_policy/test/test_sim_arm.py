@@ -46,20 +46,6 @@ FAST = PickPlaceConfig(travel_speed_mm_s=600.0, approach_speed_mm_s=300.0,
 WS = Workspace()
 
 
-@pytest.fixture(scope='module')
-def world():
-    with SimWorld(WorldConfig('tiny')) as world:
-        yield world
-
-
-@pytest.fixture
-def arm(world):
-    world.reset()
-    arm = SimArm(world)
-    arm.world_was_reset()
-    enable(arm, WS)
-    return arm
-
 
 def block(world, xy=(0.32, -0.1)):
     body = world.add_object(SHAPES['block'], COLOURS['red'], (*xy, 0.0), 0.0)
