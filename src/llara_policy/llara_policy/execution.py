@@ -1,4 +1,4 @@
-"""The executor-facing mapping: a model-frame LLaRA step becomes a base-frame table action.
+"""The executor-facing mapping: model-frame points and LLaRA steps become base-frame targets.
 
 The real executor node, the embedded simulator and the VIMA-Bench adapter all go through
 `table_action_from_step`, so the path a model's answer takes to the arm is the same everywhere:
@@ -6,11 +6,115 @@ model point -> (undo preprocessing) -> camera pixel -> base-frame point through 
 (pinhole, homography or VIMA's fixed map), rotation by LLaRA's convention (yaw change = -r).
 """
 from dataclasses import dataclass
+import enum
 import math
 
-from llara_policy.errors import ValueRangeError
-from llara_policy.geometry.calibration import ModelFrameMapper, RotationConvention
-from llara_policy.types import ActionStep, check_real
+import numpy as np
+
+from llara_policy.errors import CalibrationError, ProjectionError, ValueRangeError
+from llara_policy.geometry.calibration import Calibration
+from llara_policy.geometry.preprocessing import FramePreprocess
+from llara_policy.geometry.transforms import (
+    BasePoint,
+    PinholeCamera,
+    as_points,
+    image_rotation_to_yaw_delta_rad,
+)
+from llara_policy.geometry.vima_map import llara_rotation_to_yaw_delta_rad
+from llara_policy.types import ActionStep, ImagePoint, check_real
+
+
+class RotationConvention(enum.Enum):
+    """How the model's rotation value r (degrees, 'clockwise') becomes a yaw change in the base."""
+
+    # LLaRA's labels are negated world yaw deltas: yaw = -r (eval/eval-llara.py parse_bc).
+    LLARA = 'llara'
+    # r is an on-screen clockwise turn in the model frame, mapped through the calibration.
+    IMAGE_PLANE = 'image_plane'
+
+
+@dataclass(frozen=True)
+class ModelFrameMapper:
+    """The executor's single call: model-frame points <-> base-frame points for one camera.
+
+    Undoes `preprocess` (model pixel -> camera pixel), then applies the calibration's mapping.
+    A pinhole calibration intersects the pixel ray with z = table_z_m + height_m; a homography or
+    VIMA's fixed map knows only the table plane, so they accept height_m = 0 only.
+    """
+
+    calibration: Calibration
+    preprocess: FramePreprocess
+
+    def __post_init__(self):
+        cal, pre = self.calibration, self.preprocess
+        if (pre.camera_width_px, pre.camera_height_px) != (cal.image_width_px,
+                                                           cal.image_height_px):
+            raise CalibrationError(
+                f'preprocess expects {pre.camera_width_px}x{pre.camera_height_px} camera images '
+                f'but calibration {cal.camera_id!r} is for {cal.image_width_px}x'
+                f'{cal.image_height_px}')
+
+    def model_pixels_to_base(self, model_pixel_uv, height_m: float = 0.0) -> np.ndarray:
+        """Map model-frame pixels (N, 2) to base-frame points (N, 3) metres."""
+        camera_pixels = self.preprocess.model_to_camera_pixels(model_pixel_uv)
+        cal = self.calibration
+        if isinstance(cal.mapping, PinholeCamera):
+            return cal.mapping.pixels_to_base(camera_pixels, cal.table_z_m + height_m)
+        if height_m != 0.0:
+            raise ProjectionError(
+                f'a {cal.kind} calibration maps only the table plane; height_m must be 0, '
+                f'got {height_m}')
+        xy = cal.mapping.pixels_to_table_xy(camera_pixels)
+        return np.column_stack([xy, np.full(len(xy), cal.table_z_m)])
+
+    def model_point_to_base(self, point: ImagePoint, height_m: float = 0.0) -> BasePoint:
+        """Map a normalized model point to the base frame (on the plane table_z_m + height_m)."""
+        pixel = (point.x_norm * self.preprocess.model_width_px,
+                 point.y_norm * self.preprocess.model_height_px)
+        x_m, y_m, z_m = self.model_pixels_to_base(pixel, height_m)[0]
+        return BasePoint(float(x_m), float(y_m), float(z_m))
+
+    def base_to_model_pixels(self, points_base_m) -> np.ndarray:
+        """Map base-frame points (N, 3) m to model-frame pixels (N, 2), even off the frame.
+
+        The inverse of model_pixels_to_base (homography / VIMA use only XY). Raises
+        ProjectionError when a point is behind a pinhole camera.
+        """
+        points = as_points(points_base_m, 3, 'points_base_m')
+        mapping = self.calibration.mapping
+        if isinstance(mapping, PinholeCamera):
+            camera_pixels = mapping.base_to_pixels(points)
+        else:
+            camera_pixels = mapping.table_xy_to_pixels(points[:, :2])
+        return self.preprocess.camera_to_model_pixels(camera_pixels)
+
+    def base_to_model_point(self, point: BasePoint) -> ImagePoint:
+        """Map a base-frame point to a normalized model point (homography / VIMA use its XY).
+
+        Raises ProjectionError when the point is behind the camera or outside the model frame.
+        """
+        mapping = self.calibration.mapping
+        if isinstance(mapping, PinholeCamera):
+            camera_pixel = mapping.base_to_pixels(point.as_array())
+        else:
+            camera_pixel = mapping.table_xy_to_pixels((point.x_m, point.y_m))
+        return self.preprocess.camera_pixel_to_model_point(camera_pixel)
+
+    def rotation_to_yaw_delta_rad(
+            self, point: ImagePoint, rotation_cw_deg: float,
+            convention: RotationConvention = RotationConvention.LLARA) -> float:
+        """Return the base yaw change (radians about +z) for the model's rotation at `point`."""
+        if convention is RotationConvention.LLARA:
+            return llara_rotation_to_yaw_delta_rad(rotation_cw_deg)
+        pixel = (point.x_norm * self.preprocess.model_width_px,
+                 point.y_norm * self.preprocess.model_height_px)
+        return image_rotation_to_yaw_delta_rad(self.model_pixels_to_base, pixel, rotation_cw_deg)
+
+
+def model_point_to_base(calibration: Calibration, preprocess: FramePreprocess,
+                        point: ImagePoint, height_m: float = 0.0) -> BasePoint:
+    """Map a normalized model point to a base-frame point (see ModelFrameMapper)."""
+    return ModelFrameMapper(calibration, preprocess).model_point_to_base(point, height_m)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,11 @@ from synthetic_cameras import TABLE_Z_M, cameras, straight_down_camera
 import yaml
 
 from llara_policy.errors import CalibrationError, ProjectionError
+from llara_policy.execution import ModelFrameMapper, RotationConvention, model_point_to_base
 from llara_policy.geometry.calibration import (
     Calibration,
-    ModelFrameMapper,
-    RotationConvention,
     calibration_to_dict,
     load_calibration,
-    model_point_to_base,
     pinhole_calibration,
     save_calibration,
     vima_fixed_calibration,

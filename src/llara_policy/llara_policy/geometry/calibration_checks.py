@@ -15,7 +15,8 @@ from typing import Optional
 import numpy as np
 
 from llara_policy.errors import CalibrationError, ProjectionError, UnsafeTargetError
-from llara_policy.geometry.calibration import Calibration, ModelFrameMapper, load_calibration
+from llara_policy.execution import ModelFrameMapper
+from llara_policy.geometry.calibration import Calibration, load_calibration
 from llara_policy.geometry.calibration_limits import DEFAULT_CALIBRATION_LIMITS, CalibrationLimits
 from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.workspace import Workspace, check_xy_m

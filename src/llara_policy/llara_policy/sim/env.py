@@ -24,8 +24,7 @@ from llara_policy.arms.primitives import (
     sweep,
 )
 from llara_policy.errors import ArmError, ConfigError, SimError
-from llara_policy.execution import TableAction, table_action_from_step
-from llara_policy.geometry.calibration import ModelFrameMapper
+from llara_policy.execution import ModelFrameMapper, TableAction, table_action_from_step
 from llara_policy.geometry.calibration_checks import check_workspace_fit
 from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.geometry.transforms import BasePoint

@@ -21,9 +21,8 @@ import numpy as np
 import pybullet as p
 
 from llara_policy.errors import ConfigError, SimError
-from llara_policy.execution import TableAction, table_action_from_step
+from llara_policy.execution import ModelFrameMapper, TableAction, table_action_from_step
 from llara_policy.geometry.calibration import (
-    ModelFrameMapper,
     vima_fixed_calibration,
 )
 from llara_policy.geometry.preprocessing import FramePreprocess
