@@ -1,8 +1,9 @@
-"""Camera-to-robot calibration: the versioned YAML file, its validation, and the executor's map.
+"""Camera-to-robot calibration: the versioned YAML file and its validation.
 
 One file per camera says how a pixel of that camera becomes a robot base-frame point: a pinhole
 model (intrinsics, `base_from_camera`, table plane), a table-plane homography, or VIMA's fixed
 front-view map. Loading checks every field and names the bad one, so a typo cannot move the arm.
+The executor's mapping through a calibration is `llara_policy.execution.ModelFrameMapper`.
 """
 from dataclasses import dataclass, field
 import datetime
