@@ -9,9 +9,13 @@ against the `Workspace` (plan, check, then move): a bad target raises `UnsafeTar
 the first arm call. Every return code goes through `check_code`, so any failure raises a typed
 error and nothing moves after it. Heights are given for the support surface under a point (the
 table, for a real robot), so no primitive needs object sizes. Millimetres and degrees, base frame.
+An optional `on_phase(name)` hook hears each phase (PICK_PLACE_PHASES / SWEEP_PHASES) before its
+first motion; an exception it raises (e.g. a cancel) stops the sequence before that motion.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 import math
+from typing import Optional
 
 from llara_policy.arms.base import VACUUM_PICKED, Arm, check_code
 from llara_policy.errors import ArmError, ConfigError, ValueRangeError
@@ -22,6 +26,12 @@ from llara_policy.workspace import Workspace, check_tcp_target, check_yaw_change
 # area's robot-side edge. In the sim the whole arm is then above the front camera's view
 # (sim/camera.py), so frames never show it; sim/world.py derives its home joints from this.
 HOME_XYZ_MM = (220.0, 0.0, 350.0)
+# Phase names the primitives report through `on_phase`, in order (ExecuteStep.action's PHASE_*;
+# the spatula's GRASP is lowering the blade, its RELEASE lifting it).
+PICK_PLACE_PHASES = ('approach', 'descend', 'grasp', 'lift', 'transfer', 'place', 'release',
+                     'retreat')
+SWEEP_PHASES = ('approach', 'grasp', 'transfer', 'release', 'retreat')
+PhaseHook = Optional[Callable[[str], None]]
 
 
 def _check_fields(config, positive: tuple[str, ...], non_negative: tuple[str, ...] = ()) -> None:
@@ -250,9 +260,31 @@ def _abandon_grip(arm: Arm, retreat: Waypoint, config: PickPlaceConfig,
         error.add_note(f'recovery after the failed grip failed too: {recovery_error}')
 
 
+def _checked_pick_and_place_plan(workspace: Workspace, pick_xyz_mm, place_xyz_mm,
+                                 yaw_change_deg: float, config: PickPlaceConfig):
+    pick = finite_xyz_mm(pick_xyz_mm, 'pick')
+    place = finite_xyz_mm(place_xyz_mm, 'place')
+    check_yaw_change(workspace, yaw_change_deg, 'rotation')
+    plan = _plan_pick_and_place(pick, place, float(yaw_change_deg), config)
+    check_waypoints(workspace, plan.targets())
+    return pick, place, plan
+
+
+def check_pick_and_place(workspace: Workspace, pick_xyz_mm, place_xyz_mm, yaw_change_deg: float,
+                         config: PickPlaceConfig = PickPlaceConfig()) -> None:
+    """Run pick_and_place's whole pre-motion check without an arm (UnsafeTargetError)."""
+    _checked_pick_and_place_plan(workspace, pick_xyz_mm, place_xyz_mm, yaw_change_deg, config)
+
+
+def _phase(on_phase: PhaseHook, name: str) -> None:
+    if on_phase is not None:
+        on_phase(name)
+
+
 def pick_and_place(arm: Arm, workspace: Workspace, pick_xyz_mm, place_xyz_mm,
                    yaw_change_deg: float,
-                   config: PickPlaceConfig = PickPlaceConfig()) -> PickPlaceResult:
+                   config: PickPlaceConfig = PickPlaceConfig(),
+                   on_phase: PhaseHook = None) -> PickPlaceResult:
     """Pick at `pick_xyz_mm`, turn by `yaw_change_deg` (about +z), place at `place_xyz_mm`.
 
     z of each point is the support surface there (the table, or what the caller assumes
@@ -263,26 +295,32 @@ def pick_and_place(arm: Arm, workspace: Workspace, pick_xyz_mm, place_xyz_mm,
     (ControllerError with the controller's code) on the first failing call. If the grip fails
     (code 41: nothing held, or any ArmError while gripping), the suction goes off and the cup
     retreats to the pick support + `travel_height_mm` before the error is re-raised.
+    `on_phase` hears each of PICK_PLACE_PHASES before its first arm call.
     """
-    pick = finite_xyz_mm(pick_xyz_mm, 'pick')
-    place = finite_xyz_mm(place_xyz_mm, 'place')
-    check_yaw_change(workspace, yaw_change_deg, 'rotation')
-    plan = _plan_pick_and_place(pick, place, float(yaw_change_deg), config)
-    check_waypoints(workspace, plan.targets())
+    pick, place, plan = _checked_pick_and_place_plan(workspace, pick_xyz_mm, place_xyz_mm,
+                                                     yaw_change_deg, config)
     roll, pitch = config.roll_deg, config.pitch_deg
+    _phase(on_phase, 'approach')
     _move(arm, plan.above_pick, roll, pitch)
+    _phase(on_phase, 'descend')
     _move(arm, plan.approach, roll, pitch)
+    _phase(on_phase, 'grasp')
     try:
         grip_height = _grip(arm, plan, pick[2], config)
     except ArmError as error:
         _abandon_grip(arm, plan.grip_retreat, config, error)
         raise
+    _phase(on_phase, 'lift')
     _move(arm, plan.lift, roll, pitch)
+    _phase(on_phase, 'transfer')
     _move(arm, plan.above_place, roll, pitch)
     release_z = place[2] + grip_height + config.place_clearance_mm
+    _phase(on_phase, 'place')
     _move(arm, Waypoint((place[0], place[1], release_z), plan.above_place.yaw_deg,
                         config.approach_speed_mm_s, 'lower to place'), roll, pitch)
+    _phase(on_phase, 'release')
     check_code(arm.set_vacuum_gripper(False, wait=False), 'set_vacuum_gripper(off)', arm)
+    _phase(on_phase, 'retreat')
     _move(arm, plan.retreat, roll, pitch)
     if plan.home is not None:
         _move(arm, plan.home, roll, pitch)
@@ -311,20 +349,36 @@ def _plan_sweep(start, end, config: SweepConfig) -> tuple[float, tuple[Waypoint,
     return yaw, moves
 
 
+def _checked_sweep_moves(workspace: Workspace, start_xyz_mm, end_xyz_mm,
+                        config: SweepConfig) -> tuple[Waypoint, ...]:
+    start = finite_xyz_mm(start_xyz_mm, 'push start')
+    end = finite_xyz_mm(end_xyz_mm, 'push end')
+    yaw, moves = _plan_sweep(start, end, config)
+    check_yaw_change(workspace, yaw, 'blade turn')
+    check_waypoints(workspace, moves)
+    return moves
+
+
+def check_sweep(workspace: Workspace, start_xyz_mm, end_xyz_mm,
+                config: SweepConfig = SweepConfig()) -> None:
+    """Run sweep's whole pre-motion check without an arm (UnsafeTargetError, ValueRangeError)."""
+    _checked_sweep_moves(workspace, start_xyz_mm, end_xyz_mm, config)
+
+
 def sweep(arm: Arm, workspace: Workspace, start_xyz_mm, end_xyz_mm,
-          config: SweepConfig = SweepConfig()) -> None:
+          config: SweepConfig = SweepConfig(), on_phase: PhaseHook = None) -> None:
     """Push with the spatula along the table from `start_xyz_mm` towards `end_xyz_mm`.
 
     z of each point is the table there. The blade faces the push direction (tool x along it),
     as VIMA's Push aligns its spatula. Every target (blade start and end at travel and blade
     height, home), every speed and the tool's turn from yaw 0 are checked against `workspace`
     before the first arm call (UnsafeTargetError). Raises ArmError on the first failing call
-    and ValueRangeError for a push of zero length.
+    and ValueRangeError for a push of zero length. `on_phase` hears each of SWEEP_PHASES
+    before its motion (approach: above the start; grasp: blade lowered; transfer: the push;
+    release: blade lifted; retreat: home, when `return_home`).
     """
-    start = finite_xyz_mm(start_xyz_mm, 'push start')
-    end = finite_xyz_mm(end_xyz_mm, 'push end')
-    yaw, moves = _plan_sweep(start, end, config)
-    check_yaw_change(workspace, yaw, 'blade turn')
-    check_waypoints(workspace, moves)
-    for waypoint in moves:
+    moves = _checked_sweep_moves(workspace, start_xyz_mm, end_xyz_mm, config)
+    # Without the return home the last phase, retreat, has no motion and is not reported.
+    for name, waypoint in zip(SWEEP_PHASES, moves, strict=False):
+        _phase(on_phase, name)
         _move(arm, waypoint, config.roll_deg, config.pitch_deg)
