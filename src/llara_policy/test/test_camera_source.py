@@ -12,8 +12,8 @@ from llara_policy.camera import (
     CameraLostError,
     CameraSource,
     ImageFolderCapture,
-    source_kind,
     SourceKind,
+    source_kind,
 )
 from llara_policy.errors import ConfigError, SimError
 
@@ -42,7 +42,7 @@ def solid(rgb, height=24, width=32) -> np.ndarray:
 
 def write_folder(folder: Path, names, colours) -> None:
     folder.mkdir(exist_ok=True)
-    for name, rgb in zip(names, colours):
+    for name, rgb in zip(names, colours, strict=True):
         cv2.imwrite(str(folder / name), cv2.cvtColor(solid(rgb), cv2.COLOR_RGB2BGR))
 
 
@@ -87,7 +87,7 @@ def test_folder_replays_in_sorted_order_as_rgb_with_increasing_stamps(tmp_path):
     assert np.abs(np.subtract(colour_of(frames[2]), COLOURS[2])).max() <= 3  # jpeg
     assert colour_of(frames[3]) == COLOURS[1]
     assert [f.sequence for f in frames] == [0, 1, 2, 3]
-    assert all(a.stamp_ns < b.stamp_ns for a, b in zip(frames, frames[1:]))
+    assert all(a.stamp_ns < b.stamp_ns for a, b in zip(frames[:-1], frames[1:], strict=True))
     assert frames[0].rgb.dtype == np.uint8 and frames[0].rgb.shape == (24, 32, 3)
     assert source.health.connected and source.health.frames == 4
 
@@ -117,7 +117,7 @@ def test_video_file_plays_frames_in_order_and_loops(tmp_path):
     writer.release()
     source = make_source(path)
     seen = [colour_of(source.read()) for _ in range(4)]
-    for got, want in zip(seen, COLOURS[:3] + COLOURS[:1]):
+    for got, want in zip(seen, COLOURS[:3] + COLOURS[:1], strict=True):
         assert np.abs(np.subtract(got, want)).max() <= 12, (got, want)  # MJPG is lossy
 
 
