@@ -1,0 +1,386 @@
+"""The executor core (ROS-free): one LLaRA step, model frame -> base frame -> checked motion.
+
+`Executor.execute` maps a model-frame `ActionStep` through the calibration
+(`execution.table_action_from_step`), checks it against the `Workspace` and the primitive's whole
+plan before any arm call, then runs the suction pick-and-place or the spatula sweep, reporting
+ExecuteStep.action's phases. Any failure after the first arm call leaves the executor FAULTED:
+goals are refused until `reset()`. `failure_of` turns every error into ExecuteStep's result codes,
+so `executor_node` only converts messages (house style section 6).
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import enum
+import threading
+from typing import Optional
+
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, Arm
+from llara_policy.arms.primitives import (
+    PICK_PLACE_PHASES,
+    SWEEP_PHASES,
+    PickPlaceConfig,
+    SweepConfig,
+    check_pick_and_place,
+    check_sweep,
+    enable,
+    pick_and_place,
+    sweep,
+)
+from llara_policy.errors import (
+    ArmError,
+    CalibrationError,
+    ConfigError,
+    ControllerError,
+    LlaraError,
+    ParseError,
+    ProjectionError,
+    UnsafeTargetError,
+    ValueRangeError,
+)
+from llara_policy.execution import ModelFrameMapper, TableAction, table_action_from_step
+from llara_policy.geometry.calibration_checks import check_workspace_fit
+from llara_policy.types import ActionStep, Effector, check_real
+from llara_policy.workspace import Workspace, check_table_action
+
+
+class ErrorCode(enum.IntEnum):
+    """ExecuteStep.action's result ERROR_* constants (a test parses the .action file)."""
+
+    NONE = 0
+    FAULTED = 1
+    INVALID_GOAL = 2
+    UNSAFE_TARGET = 3
+    CALIBRATION = 4
+    ARM = 5
+    GRASP = 6
+    CANCELED = 7
+    BUSY = 8
+
+
+class Phase(enum.IntEnum):
+    """ExecuteStep.action's feedback PHASE_* constants; `name.lower()` is the phase_name."""
+
+    VALIDATING = 0
+    APPROACH = 1
+    DESCEND = 2
+    GRASP = 3
+    LIFT = 4
+    TRANSFER = 5
+    PLACE = 6
+    RELEASE = 7
+    RETREAT = 8
+
+
+class ExecutorState(enum.Enum):
+    """IDLE: goals accepted; BUSY: a step is running; FAULTED: goals refused until reset()."""
+
+    IDLE = 'idle'
+    BUSY = 'busy'
+    FAULTED = 'faulted'
+
+
+class ExecutorFaultedError(LlaraError):
+    """The executor is FAULTED: no goal runs until reset(). `cause` is the fault's error."""
+
+    def __init__(self, cause: BaseException):
+        self.cause = cause
+        super().__init__(f'executor is faulted ({type(cause).__name__}: {cause}); '
+                         f'call reset (ResetExecutor) first')
+
+
+class ExecutionCanceledError(LlaraError):
+    """A step was canceled between phases, or the motion was halted by stop()."""
+
+
+class ExecutorBusyError(LlaraError):
+    """Another step is executing (one at a time), or reset() came while one runs."""
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How the executor turns a checked step into motion (metres above the table, seconds).
+
+    `dry_run` (default True): map and check every step, move nothing and never enable the arm;
+    on a real robot nothing moves until the user sets it False. Picks are commanded at
+    `Workspace.table_z_m + pick_support_m` (the suction probes down from there + approach_mm to
+    find the object); places and sweeps assume a support `place_support_m` above the table
+    under every place (the tallest base of the object set plus a margin, measured once; the
+    sim's 'table' path uses `SimEnv.table_support_m`) and `sweep_support_m` under a push.
+    """
+
+    dry_run: bool = True
+    pick_support_m: float = 0.0
+    place_support_m: float = 0.0
+    sweep_support_m: float = 0.0
+    pick_place: PickPlaceConfig = PickPlaceConfig()
+    sweep: SweepConfig = SweepConfig()
+
+    def __post_init__(self):
+        if not isinstance(self.dry_run, bool):
+            raise ConfigError(f'ExecutorConfig.dry_run must be a bool, got {self.dry_run!r}')
+        for name in ('pick_support_m', 'place_support_m', 'sweep_support_m'):
+            object.__setattr__(self, name, check_real(f'ExecutorConfig.{name}',
+                                                      getattr(self, name), 0.0, 0.5,
+                                                      error=ConfigError))
+        for name, kind in (('pick_place', PickPlaceConfig), ('sweep', SweepConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f'ExecutorConfig.{name} must be a {kind.__name__}, '
+                                  f'got {getattr(self, name)!r}')
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """A step executed (or fully checked, when `dry_run`).
+
+    `action` is the base-frame table action (metres, yaw change in degrees about +z);
+    `pick_xyz_mm` / `place_xyz_mm` the primitive's targets (z: the assumed support);
+    `phases` the phases reported, in order; `grip_height_mm` the cup's height above the pick
+    support when it gripped (None for a sweep or a dry run).
+    """
+
+    step: ActionStep
+    action: TableAction
+    pick_xyz_mm: tuple[float, float, float]
+    place_xyz_mm: tuple[float, float, float]
+    phases: tuple[Phase, ...]
+    grip_height_mm: Optional[float]
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class ExecutionFailure:
+    """What a node reports for an error: ExecuteStep's error_code, arm_code and message."""
+
+    error_code: ErrorCode
+    arm_code: int
+    message: str
+
+
+# Rejections: raised before any arm call, so nothing moved and the executor does not fault.
+_REJECTIONS = (UnsafeTargetError, ProjectionError, CalibrationError, ValueRangeError,
+               ParseError, ConfigError)
+
+
+def failure_of(error: BaseException) -> ExecutionFailure:
+    """Map an error to ExecuteStep's result: ERROR_* code, arm code (ERROR_ARM only), message.
+
+    ArmError code 41 (suction wait timeout: nothing held) is ERROR_GRASP; another ArmError is
+    ERROR_ARM with the controller's error code for a ControllerError (e.g. 35) and the SDK
+    return code otherwise. An error of no known kind is ERROR_ARM with arm code 0.
+    """
+    message = f'{type(error).__name__}: {error}'
+    if isinstance(error, ExecutorFaultedError):
+        return ExecutionFailure(ErrorCode.FAULTED, 0, message)
+    if isinstance(error, ExecutorBusyError):
+        return ExecutionFailure(ErrorCode.BUSY, 0, message)
+    if isinstance(error, ExecutionCanceledError):
+        return ExecutionFailure(ErrorCode.CANCELED, 0, message)
+    if isinstance(error, UnsafeTargetError):
+        return ExecutionFailure(ErrorCode.UNSAFE_TARGET, 0, message)
+    if isinstance(error, (ProjectionError, CalibrationError)):
+        return ExecutionFailure(ErrorCode.CALIBRATION, 0, message)
+    if isinstance(error, ArmError):
+        if error.code == CODE_SUCTION_TIMEOUT:
+            return ExecutionFailure(ErrorCode.GRASP, 0, message)
+        code = error.error_code if isinstance(error, ControllerError) else error.code
+        return ExecutionFailure(ErrorCode.ARM, int(code), message)
+    if isinstance(error, (ValueRangeError, ParseError, ConfigError)):
+        return ExecutionFailure(ErrorCode.INVALID_GOAL, 0, message)
+    return ExecutionFailure(ErrorCode.ARM, 0, message)
+
+
+ProgressCallback = Optional[Callable[[Phase, float], None]]
+
+
+def _phase_fractions(effector: Effector) -> dict[Phase, float]:
+    """Return each phase's progress fraction (share of the step done when it starts)."""
+    names = PICK_PLACE_PHASES if effector is Effector.SUCTION else SWEEP_PHASES
+    phases = (Phase.VALIDATING, *(Phase[name.upper()] for name in names))
+    return {phase: index / len(phases) for index, phase in enumerate(phases)}
+
+
+@dataclass
+class _Run:
+    """The bookkeeping of one execute() call."""
+
+    progress: ProgressCallback
+    fractions: dict
+    phases: list = field(default_factory=list)
+    moved: bool = False
+
+
+class Executor:
+    """Executes LLaRA steps on an `Arm` within a `Workspace`, through one calibration.
+
+    Construction checks that the calibration fits the workspace (CalibrationError naming the
+    calibration) and, unless `config.dry_run`, enables the arm (`primitives.enable`: start-up
+    sequence, controller boundary and fence). `execute` runs one step at a time; `stop`,
+    `cancel` and `reset` may come from other threads.
+    """
+
+    def __init__(self, arm: Arm, workspace: Workspace, mapper: ModelFrameMapper,
+                 config: ExecutorConfig = ExecutorConfig(), calibration_source: str = ''):
+        self.arm = arm
+        self.workspace = workspace
+        self.mapper = mapper
+        self.config = config
+        try:
+            check_workspace_fit(mapper.calibration, workspace, mapper.preprocess)
+        except CalibrationError as error:
+            if not calibration_source:
+                raise
+            raise CalibrationError(f'{calibration_source}: {error}') from None
+        self._lock = threading.Lock()  # guards _state and _fault
+        self._state = ExecutorState.IDLE
+        self._fault: Optional[BaseException] = None
+        self._cancel = threading.Event()
+        self._stopped = threading.Event()
+        if not config.dry_run:
+            enable(arm, workspace)
+
+    @property
+    def state(self) -> ExecutorState:
+        """IDLE, BUSY or FAULTED."""
+        return self._state
+
+    @property
+    def fault(self) -> Optional[BaseException]:
+        """The error that faulted the executor (None unless FAULTED)."""
+        return self._fault
+
+    def execute(self, step: ActionStep, progress: ProgressCallback = None,
+                dry_run: bool = False, model_size_px: Optional[tuple[int, int]] = None
+                ) -> ExecutionResult:
+        """Map, check and (unless dry run) execute one step; returns what was done.
+
+        `progress(phase, fraction)` hears each phase as it starts. `dry_run` forces a dry run
+        for this goal (config.dry_run forces it for all). `model_size_px` (width, height), the
+        goal's model frame, must match the mapper's (ValueRangeError otherwise). Raises
+        ExecutorFaultedError / ExecutorBusyError without doing anything; UnsafeTargetError,
+        ProjectionError, ValueRangeError before any arm call (no fault); after the first arm
+        call any error faults the executor and is re-raised (ExecutionCanceledError when
+        canceled or stopped).
+        """
+        with self._lock:
+            if self._state is ExecutorState.FAULTED:
+                raise ExecutorFaultedError(self._fault)
+            if self._state is ExecutorState.BUSY:
+                raise ExecutorBusyError('another step is executing')
+            self._state = ExecutorState.BUSY
+            self._cancel.clear()
+        run = _Run(progress, _phase_fractions(step.effector))
+        try:
+            return self._execute(step, run, dry_run or self.config.dry_run, model_size_px)
+        except BaseException as error:
+            if self._stopped.is_set() and not isinstance(error, ExecutionCanceledError):
+                raise ExecutionCanceledError(f'motion halted by stop(): {error}') from error
+            if run.moved:
+                self._set_fault(error)
+            raise
+        finally:
+            with self._lock:
+                if self._state is ExecutorState.BUSY:
+                    self._state = ExecutorState.IDLE
+
+    def _execute(self, step: ActionStep, run: _Run, dry_run: bool,
+                 model_size_px) -> ExecutionResult:
+        self._enter(run, Phase.VALIDATING)
+        pre = self.mapper.preprocess
+        if model_size_px is not None and tuple(model_size_px) != (pre.model_width_px,
+                                                                  pre.model_height_px):
+            raise ValueRangeError(f'goal model frame {model_size_px[0]}x{model_size_px[1]} px '
+                                  f"is not the executor's {pre.model_width_px}x"
+                                  f'{pre.model_height_px}')
+        action = table_action_from_step(self.mapper, step)
+        check_table_action(self.workspace, action)
+        table_mm = 1000.0 * self.workspace.table_z_m
+        c = self.config
+        if step.effector is Effector.SPATULA:
+            pick_z, place_z = (table_mm + 1000.0 * c.sweep_support_m,) * 2
+        else:
+            pick_z = table_mm + 1000.0 * c.pick_support_m
+            place_z = table_mm + 1000.0 * c.place_support_m
+        pick = (1000.0 * action.pick_xy_m[0], 1000.0 * action.pick_xy_m[1], pick_z)
+        place = (1000.0 * action.place_xy_m[0], 1000.0 * action.place_xy_m[1], place_z)
+        if step.effector is Effector.SPATULA:
+            check_sweep(self.workspace, pick, place, c.sweep)
+        else:
+            check_pick_and_place(self.workspace, pick, place, action.yaw_change_deg,
+                                 c.pick_place)
+        grip_height_mm = None
+        if not dry_run:
+            def on_phase(name: str) -> None:
+                self._enter(run, Phase[name.upper()])
+                run.moved = True  # the primitive's next call moves the arm
+
+            if step.effector is Effector.SPATULA:
+                sweep(self.arm, self.workspace, pick, place, c.sweep, on_phase=on_phase)
+            else:
+                grip_height_mm = pick_and_place(self.arm, self.workspace, pick, place,
+                                                action.yaw_change_deg, c.pick_place,
+                                                on_phase=on_phase).grip_height_mm
+        return ExecutionResult(step, action, pick, place, tuple(run.phases), grip_height_mm,
+                               dry_run)
+
+    def _enter(self, run: _Run, phase: Phase) -> None:
+        """Report a phase, then refuse to go on if a cancel or stop came in."""
+        run.phases.append(phase)
+        if run.progress is not None:
+            run.progress(phase, run.fractions.get(phase, 0.0))
+        if self._stopped.is_set():
+            raise ExecutionCanceledError(f'motion halted by stop() before {phase.name.lower()}')
+        if self._cancel.is_set():
+            raise ExecutionCanceledError(f'canceled before {phase.name.lower()}')
+
+    def _set_fault(self, error: BaseException) -> None:
+        with self._lock:
+            if self._fault is None:
+                self._fault = error
+            self._state = ExecutorState.FAULTED
+
+    def cancel(self) -> None:
+        """Ask the running step to stop before its next phase's motion (no-op when idle)."""
+        self._cancel.set()
+
+    def stop(self) -> None:
+        """Halt the arm now (state 4) and fault the executor until reset().
+
+        `set_state(4)` leaves the controller stopped, so it refuses further motion until reset;
+        the SDK's `emergency_stop()` (used only if set_state fails) re-enables state 0 at once.
+        In a dry-run executor no arm call is made. The vacuum is left as it is.
+        """
+        self._stopped.set()
+        cause = ExecutionCanceledError('stopped by stop()')
+        if not self.config.dry_run:
+            try:
+                code = self.arm.set_state(state=4)
+            except Exception as error:  # the SDK may raise on a dead socket; stop anyway
+                code = error
+            if code != 0:
+                self.arm.emergency_stop()
+                cause.add_note(f'set_state(4) returned {code!r}; emergency_stop() used')
+        self._set_fault(cause)
+
+    def reset(self) -> None:
+        """Clear the fault: the SDK's recovery (clean warn/error, enable, mode 0, state 0).
+
+        Runs `primitives.enable` again (it also restores the controller boundary and fence);
+        no motion, and the vacuum is untouched. Raises ExecutorBusyError while a step runs,
+        and the ArmError (staying FAULTED with it) if the arm refuses.
+        """
+        with self._lock:
+            if self._state is ExecutorState.BUSY:
+                raise ExecutorBusyError('cannot reset while a step is executing; stop it first')
+        if not self.config.dry_run:
+            try:
+                enable(self.arm, self.workspace)
+            except ArmError as error:
+                with self._lock:
+                    self._fault = error
+                    self._state = ExecutorState.FAULTED
+                raise
+        with self._lock:
+            self._fault = None
+            self._state = ExecutorState.IDLE
+            self._stopped.clear()
+            self._cancel.clear()
+
