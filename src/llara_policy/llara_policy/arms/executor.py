@@ -155,11 +155,6 @@ class ExecutionFailure:
     message: str
 
 
-# Rejections: raised before any arm call, so nothing moved and the executor does not fault.
-_REJECTIONS = (UnsafeTargetError, ProjectionError, CalibrationError, ValueRangeError,
-               ParseError, ConfigError)
-
-
 def failure_of(error: BaseException) -> ExecutionFailure:
     """Map an error to ExecuteStep's result: ERROR_* code, arm code (ERROR_ARM only), message.
 
