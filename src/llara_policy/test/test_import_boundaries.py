@@ -31,7 +31,7 @@ ML = {'torch', 'transformers', 'tokenizers', 'safetensors', 'sentencepiece', 'pe
       'accelerate', 'bitsandbytes', 'PIL'}
 ROS = {'rclpy', 'llara_msgs', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'std_srvs',
        'action_msgs', 'builtin_interfaces', 'visualization_msgs', 'rosidl_runtime_py',
-       'ament_index_python', 'cv_bridge'}
+       'ament_index_python', 'cv_bridge', 'rcl_interfaces'}
 SIM = {'pybullet', 'pybullet_data', 'imageio'}
 SDK = {'xarm'}
 LAYER_THIRD_PARTY = {

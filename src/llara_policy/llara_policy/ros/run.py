@@ -1,0 +1,51 @@
+"""The one place that owns a node process's life: init, spin, shutdown, exit code.
+
+`main()` of every node is `return run_node(MyNode)`. Ctrl-C, SIGTERM and an external
+`rclpy.shutdown()` end the spin quietly (exit 0); a `LlaraError` while the node is built (bad
+parameter, missing calibration, model that cannot load) is logged as one line and exits 2,
+with no traceback. Only APIs common to Humble, Jazzy and Kilted are used.
+"""
+from collections.abc import Callable
+from typing import Optional
+
+import rclpy
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
+from rclpy.node import Node
+
+from llara_policy.errors import LlaraError
+
+STARTUP_ERROR_EXIT = 2
+
+
+def run_node(make_node: Callable[[], Node], args: Optional[list[str]] = None,
+             multithreaded: bool = False, name: Optional[str] = None) -> int:
+    """Init rclpy, build the node, spin it until shutdown; return the process exit code.
+
+    `multithreaded` spins a MultiThreadedExecutor so callbacks in different callback groups
+    run in parallel. `name` is the logger used for a startup error (default: the module name
+    of `make_node`, which is the node name by house rule).
+    """
+    logger_name = name or getattr(make_node, '__module__', 'node').rsplit('.', 1)[-1]
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor() if multithreaded else SingleThreadedExecutor()
+    try:
+        try:
+            node = make_node()
+        except LlaraError as err:
+            rclpy.logging.get_logger(logger_name).fatal(f'cannot start: {err}')
+            return STARTUP_ERROR_EXIT
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
