@@ -24,6 +24,7 @@ setup(
     entry_points={
         'console_scripts': [
             'loopback_probe = llara_policy.ros.loopback_probe:main',
+            'perception_node = llara_policy.ros.perception_node:main',
             'llara_sim_render = llara_policy.sim.render:main',
             'llara_import_checkpoint = llara_policy.model.checkpoint_import:main',
         ],

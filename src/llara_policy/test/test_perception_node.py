@@ -1,0 +1,195 @@
+"""perception_node in-process: folder replay published pixel-exact with stamps and frame id,
+CameraInfo from a calibration file, camera loss reported without stale frames, recovery, the sim
+provider; the executable's startup error."""
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from llara_policy.geometry.calibration import save_calibration
+from llara_policy.ros.image_conversion import image_to_numpy
+from llara_policy.ros.perception_node import STATUS_QOS, PerceptionNode
+from llara_policy.sim.camera import front_camera
+
+WAIT_S = 10.0  # generous bound for every wait; the tests normally take well under a second
+
+
+class Harness:
+    """A fresh context with an executor; a listener node collecting the node's topics."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.nodes = []
+        self.listener = self.add(Node('listener', context=self.context))
+        self.images, self.infos, self.statuses = [], [], []
+        self.listener.create_subscription(Image, 'camera/image', self.images.append,
+                                          qos_profile_sensor_data)
+        self.listener.create_subscription(CameraInfo, 'camera/camera_info', self.infos.append,
+                                          qos_profile_sensor_data)
+        self.listener.create_subscription(
+            String, 'camera/status', lambda m: self.statuses.append(json.loads(m.data)),
+            STATUS_QOS)
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def perception(self, **params) -> PerceptionNode:
+        provider = params.pop('frame_provider', None)
+        intrinsics = params.pop('intrinsics', None)
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        return self.add(PerceptionNode(provider, intrinsics, context=self.context,
+                                       parameter_overrides=overrides))
+
+    def spin_until(self, done, what: str) -> None:
+        end = time.monotonic() + WAIT_S
+        while not done():
+            assert time.monotonic() < end, f'timed out waiting for {what}'
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def close(self):
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def harness():
+    h = Harness()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def write_frames(folder: Path, count: int, height=128, width=256, offset=0) -> list[np.ndarray]:
+    """Distinct noisy RGB frames 000.png, 001.png, ... (PNG: lossless)."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(offset)
+    frames = []
+    for i in range(count):
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f'{offset + i:03d}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        frames.append(rgb)
+    return frames
+
+
+def index_of(msg: Image, frames: list[np.ndarray]) -> int:
+    pixels = image_to_numpy(msg, 'rgb8')
+    matches = [i for i, frame in enumerate(frames) if np.array_equal(pixels, frame)]
+    assert len(matches) == 1, 'a published image equals none of the source frames'
+    return matches[0]
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def test_folder_replay_is_published_pixel_exact_in_order_with_stamps_and_frame_id(
+        harness, tmp_path):
+    frames = write_frames(tmp_path / 'replay', 4)
+    calibration = tmp_path / 'calibration.yaml'
+    save_calibration(front_camera().calibration(), calibration)
+    harness.perception(source=str(tmp_path / 'replay'), rate_hz=50.0, frame_id='cam_test',
+                       calibration_file=str(calibration))
+    harness.spin_until(lambda: len(harness.images) >= 8, '8 images')
+    indices = [index_of(msg, frames) for msg in harness.images]
+    # Sorted-name order, looping; best-effort QoS may drop one but never repeats a frame.
+    assert all((b - a) % len(frames) != 0 for a, b in zip(indices[:-1], indices[1:], strict=True))
+    assert sum((b - a) % len(frames) == 1 for a, b in zip(indices[:-1], indices[1:],
+                                                          strict=True)) >= len(indices) // 2
+    stamps = [stamp_ns(msg) for msg in harness.images]
+    assert all(a < b for a, b in zip(stamps[:-1], stamps[1:], strict=True))
+    assert abs(stamps[-1] / 1e9 - time.time()) < WAIT_S  # capture time on the ROS clock
+    assert {msg.header.frame_id for msg in harness.images} == {'cam_test'}
+    assert {msg.encoding for msg in harness.images} == {'rgb8'}
+    harness.spin_until(lambda: harness.infos, 'CameraInfo')
+    info = harness.infos[-1]
+    k = front_camera().intrinsics
+    assert (info.width, info.height, info.header.frame_id) == (256, 128, 'cam_test')
+    np.testing.assert_allclose(np.reshape(info.k, (3, 3)), k.camera_matrix())
+    assert stamp_ns(info) in stamps or stamp_ns(info) > stamps[0]
+    harness.spin_until(lambda: harness.statuses and harness.statuses[-1]['state'] == 'streaming',
+                       'status streaming')
+
+
+def test_lost_camera_is_reported_publishes_no_stale_frame_and_recovers(harness, tmp_path):
+    folder = tmp_path / 'replay'
+    frames = write_frames(folder, 3)
+    node = harness.perception(source=str(folder), rate_hz=50.0, reconnect_initial_s=0.05,
+                              reconnect_max_s=0.2)
+    harness.spin_until(lambda: len(harness.images) >= 3, 'first images')
+    # The camera goes away.
+    aside = tmp_path / 'aside'
+    shutil.move(folder, aside)
+    folder.mkdir()
+    harness.spin_until(lambda: harness.statuses and harness.statuses[-1]['state'] == 'lost',
+                       'status lost')
+    lost = harness.statuses[-1]
+    assert lost['loss_episodes'] == 1 and 'camera' in lost['last_error']
+    harness.spin_for(0.1)  # let anything published before the loss arrive
+    count = len(harness.images)
+    harness.spin_for(0.5)  # 25 timer periods without a camera
+    assert len(harness.images) == count, 'an image was published while the camera was lost'
+    assert node.source.health.failed_opens >= 2  # it keeps trying, with backoff
+    # The camera comes back with new frames.
+    new_frames = write_frames(folder, 2, offset=10)
+    last_before = stamp_ns(harness.images[-1])
+    harness.spin_until(lambda: len(harness.images) >= count + 3, 'images after recovery')
+    after = harness.images[count:]
+    assert all(stamp_ns(msg) > last_before for msg in after)
+    for msg in after:
+        index_of(msg, new_frames)  # only the new camera's frames, never an old one
+    harness.spin_until(lambda: harness.statuses[-1]['state'] == 'streaming', 'status streaming')
+    assert harness.statuses[-1]['loss_episodes'] == 1
+    assert [s['state'] for s in harness.statuses].count('lost') == 1  # reported once
+    del frames
+
+
+def test_sim_provider_frames_and_intrinsics(harness, world):
+    camera = front_camera()
+    rgb = world.render(camera)[0]
+    harness.perception(source='sim', rate_hz=30.0, frame_id='sim_front_optical_frame',
+                       frame_provider=lambda: world.render(camera)[0],
+                       intrinsics=camera.intrinsics)
+    harness.spin_until(lambda: harness.images and harness.infos, 'a sim image and CameraInfo')
+    np.testing.assert_array_equal(image_to_numpy(harness.images[0]), rgb)
+    assert harness.infos[0].header.frame_id == 'sim_front_optical_frame'
+    assert harness.infos[0].width == rgb.shape[1]
+
+
+def test_executable_reports_a_bad_parameter_in_one_line_and_exits_2():
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    result = subprocess.run(
+        [sys.executable, '-m', 'llara_policy.ros.perception_node', '--ros-args',
+         '-p', 'rate_hz:=-1.0', '-p', 'source:=sim'],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2, result.stderr
+    assert 'rate_hz' in result.stderr and 'Traceback' not in result.stderr
+    result = subprocess.run(
+        [sys.executable, '-m', 'llara_policy.ros.perception_node', '--ros-args',
+         '-p', 'source:=sim'], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and 'provider' in result.stderr, result.stderr
