@@ -4,13 +4,14 @@ LLaRA's labels and evaluation (LostXine/LLaRA eval/vima_utils.py `pos2pix_front`
 llara-spec section 2.2) use an affine map between VIMA's table frame and the 256x128 front view;
 released checkpoints answer in it. Forward truncates with int(), the inverse clips to VIMA's
 action bounds. Rotation (spec 2.3): the text value r is the negated yaw delta in degrees.
+Two pixel conventions (VIMA_MAPPINGS): LLaRA's, and an unbiased one for our own data and models.
 """
 from dataclasses import dataclass
 import math
 
 import numpy as np
 
-from llara_policy.errors import ValueRangeError
+from llara_policy.errors import ConfigError, ValueRangeError
 from llara_policy.geometry.transforms import as_points
 from llara_policy.types import (
     MODEL_FRAME_HEIGHT_PX,
@@ -30,17 +31,36 @@ VIMA_ROW_AT_X_MIN = 34.0
 # inverse map clips to them.
 VIMA_X_RANGE_M = (0.25, 0.75)
 VIMA_Y_RANGE_M = (-0.5, 0.5)
+# Pixel conventions of the fixed map. Both decode a model point as a continuous pixel coordinate
+# (pixel k spans [k, k + 1)); they differ in the labels:
+#   'llara'    labels are int()-truncated pixels, i.e. the pixel's corner (LLaRA's arithmetic;
+#              released checkpoints were trained on it). Cost: a label -> table round trip
+#              lands half a pixel toward -x/-y on average (0.5 / 178 m = 2.8 mm in x and
+#              0.5 / 251 m = 2.0 mm in y; up to 5.6 and 4.0 mm), so picks near an edge miss.
+#   'unbiased' labels are pixel centres (floor + 0.5): the round trip error is within half a
+#              pixel either way, mean zero. The default for our own data and models.
+VIMA_MAPPINGS = ('llara', 'unbiased')
 
 
-def vima_table_xy_to_pixels(table_xy_m) -> np.ndarray:
-    """Map VIMA table XY (N, 2) metres to integer front-view pixels (N, 2) as floats (column, row).
+def check_vima_mapping(name: str, value) -> str:
+    """Return `value` if it is one of VIMA_MAPPINGS; else raise ConfigError naming `name`."""
+    if value not in VIMA_MAPPINGS:
+        raise ConfigError(f'{name} must be one of {VIMA_MAPPINGS}, got {value!r}')
+    return value
 
-    Truncates with int() as pos2pix_front does (toward zero), so labels are whole pixels.
+
+def vima_table_xy_to_pixels(table_xy_m, mapping: str = 'llara') -> np.ndarray:
+    """Map VIMA table XY (N, 2) metres to front-view label pixels (N, 2) (column, row).
+
+    'llara' truncates with int() as pos2pix_front does (toward zero): whole pixels.
+    'unbiased' returns the centre of the pixel holding the point (floor + 0.5).
     """
+    check_vima_mapping('mapping', mapping)
     xy = as_points(table_xy_m, 2, 'table_xy_m')
-    column = np.trunc((xy[:, 1] - VIMA_Y_RANGE_M[0]) * VIMA_COLUMNS_PER_M + VIMA_COLUMN_AT_Y_MIN)
-    row = np.trunc((xy[:, 0] - VIMA_X_RANGE_M[0]) * VIMA_ROWS_PER_M + VIMA_ROW_AT_X_MIN)
-    return np.column_stack([column, row])
+    column = (xy[:, 1] - VIMA_Y_RANGE_M[0]) * VIMA_COLUMNS_PER_M + VIMA_COLUMN_AT_Y_MIN
+    row = (xy[:, 0] - VIMA_X_RANGE_M[0]) * VIMA_ROWS_PER_M + VIMA_ROW_AT_X_MIN
+    pixels = np.column_stack([column, row])
+    return np.trunc(pixels) if mapping == 'llara' else np.floor(pixels) + 0.5
 
 
 def vima_pixels_to_table_xy(pixel_uv) -> np.ndarray:
@@ -51,12 +71,13 @@ def vima_pixels_to_table_xy(pixel_uv) -> np.ndarray:
     return np.column_stack([np.clip(x, *VIMA_X_RANGE_M), np.clip(y, *VIMA_Y_RANGE_M)])
 
 
-def vima_table_to_model_point(x_m: float, y_m: float) -> ImagePoint:
-    """Return LLaRA's label point for VIMA table position (x_m, y_m): whole pixels / (256, 128).
+def vima_table_to_model_point(x_m: float, y_m: float, mapping: str = 'llara') -> ImagePoint:
+    """Return the label point for VIMA table position (x_m, y_m): label pixel / (256, 128).
 
-    Raises ValueRangeError when the position falls outside the 256x128 frame.
+    'llara': LLaRA's whole pixels; 'unbiased': pixel centres (see VIMA_MAPPINGS). Raises
+    ValueRangeError when the position falls outside the 256x128 frame.
     """
-    column, row = vima_table_xy_to_pixels([x_m, y_m])[0]
+    column, row = vima_table_xy_to_pixels([x_m, y_m], mapping)[0]
     if not (0 <= column < MODEL_FRAME_WIDTH_PX and 0 <= row < MODEL_FRAME_HEIGHT_PX):
         raise ValueRangeError(
             f'VIMA table point ({x_m}, {y_m}) m maps to pixel ({column:g}, {row:g}), outside '
@@ -67,7 +88,8 @@ def vima_table_to_model_point(x_m: float, y_m: float) -> ImagePoint:
 def vima_model_point_to_table(point: ImagePoint) -> tuple[float, float]:
     """Return VIMA table (x_m, y_m) for a model point, clipped to VIMA's action bounds.
 
-    As LLaRA's evaluation: column = x_norm * 256, row = y_norm * 128, then pix2pos_front.
+    As LLaRA's evaluation: column = x_norm * 256, row = y_norm * 128, then pix2pos_front. Both
+    conventions decode this way (a continuous pixel coordinate; they differ in the labels only).
     """
     pixel = (point.x_norm * MODEL_FRAME_WIDTH_PX, point.y_norm * MODEL_FRAME_HEIGHT_PX)
     x_m, y_m = vima_pixels_to_table_xy(pixel)[0]
@@ -92,12 +114,20 @@ def llara_rotation_from_yaw_delta(yaw_delta_deg: float) -> int:
 
 @dataclass(frozen=True)
 class VimaFixedMap:
-    """VIMA's front-view map as a pixel <-> table-XY mapping of its 256x128 camera image."""
+    """VIMA's front-view map as a pixel <-> table-XY mapping of its 256x128 camera image.
+
+    `convention` is one of VIMA_MAPPINGS; it decides the labels (table_xy_to_pixels) only.
+    """
+
+    convention: str = 'llara'
+
+    def __post_init__(self):
+        check_vima_mapping('VimaFixedMap.convention', self.convention)
 
     def pixels_to_table_xy(self, pixel_uv) -> np.ndarray:
         """Map front-view pixels (N, 2) to table XY (N, 2) metres (clipped, pix2pos_front)."""
         return vima_pixels_to_table_xy(pixel_uv)
 
     def table_xy_to_pixels(self, table_xy_m) -> np.ndarray:
-        """Map table XY (N, 2) metres to whole front-view pixels (N, 2) (pos2pix_front)."""
-        return vima_table_xy_to_pixels(table_xy_m)
+        """Map table XY (N, 2) metres to label pixels (N, 2) (pos2pix_front for 'llara')."""
+        return vima_table_xy_to_pixels(table_xy_m, self.convention)

@@ -109,6 +109,9 @@ class SimEnvConfig:
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f'SimEnvConfig.{name} must be a {kind.__name__}, '
                                   f'got {getattr(self, name)!r}')
+        if self.partition is Partition.NOVEL_TASK:  # L4's tasks exist in VIMA-Bench only
+            raise ConfigError(f'SimEnvConfig: task {self.task!r} is not in partition '
+                              f'{self.partition.value} (the embedded sim has no L4 task)')
         check_int('SimEnvConfig.bonus_steps', self.bonus_steps, 0, error=ConfigError)
         check_int('SimEnvConfig.settle_steps', self.settle_steps, 0, error=ConfigError)
 

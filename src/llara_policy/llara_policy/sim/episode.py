@@ -35,6 +35,7 @@ class Partition(enum.Enum):
     PLACEMENT = 'placement_generalization'  # L1: training objects, new placements
     COMBINATORIAL = 'combinatorial_generalization'  # L2: colour sets swapped
     NOVEL_OBJECT = 'novel_object_generalization'  # L3: held-out shapes
+    NOVEL_TASK = 'novel_task_generalization'  # L4: held-out tasks (VIMA-Bench only)
 
 
 class Split(enum.Enum):

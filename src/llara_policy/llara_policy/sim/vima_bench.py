@@ -1,19 +1,19 @@
 """`VimaBenchEnv`: the SimEnv interface over the real VIMA-Bench, when `vima_bench` is installed.
 
-VIMA-Bench is not on PyPI (vimabench-spec C); users install it from its repository. This adapter
-speaks only its public API (vimabench-spec A): `make(task, task_kwargs=PARTITION_TO_SPECS[...],
-modalities=['rgb', 'segm'], hide_arm_rgb=True)`, `env.seed(s)` before `reset()`, the front view,
-`env.prompt` / `env.prompt_assets` turned into our TaskPrompt (names and boxes from segmentation
-and object info, so inBC and D-inBC can be written), `env.meta_info` for object names, and
-actions as VIMA's pose dicts. Model points map through LLaRA's fixed front-view map
-(`calibration.vima_fixed_calibration`). VIMA-Bench's end effectors call pybullet without a client
-id, so only one VIMA env may live in a process (vimabench-spec A.2): a second raises SimError.
-Actions are clipped to VIMA_X_RANGE_M / VIMA_Y_RANGE_M: VIMA's own action-space bounds (its gym
-action space asserts them; the upstream scripts clip, vimabench-spec A), not our safety
-envelope. No arm of ours moves here, so `llara_policy.workspace` plays no part; the embedded
-SimEnv and the real executor reject out-of-envelope targets instead of clipping them.
+VIMA-Bench is not on PyPI (vimabench-spec C); `make vima` installs it. This adapter speaks its
+public API (vimabench-spec A): `make(task, task_kwargs=PARTITION_TO_SPECS[...], modalities=['rgb',
+'segm'], hide_arm_rgb=True)`, `env.seed(s)` before `reset()`, the front view, `env.prompt` /
+`env.prompt_assets` turned into our TaskPrompt, `env.meta_info` for object names, actions as
+VIMA's pose dicts. Two internals, both read by VIMA's own scripts: `task.goals` (its oracle
+empties them when it gives up, which VIMA then reads as success: the adapter puts them back) and
+the grasp result `task.primitive` returns to `env.step` (which does not report it). Model points
+map through VIMA's fixed front-view map in `VimaEnvConfig.vima_mapping`'s convention. VIMA-Bench's
+end effectors call pybullet without a client id, so one VIMA env per process (vimabench-spec
+A.2): a second raises SimError. Actions are clipped to VIMA's own action-space bounds
+(VIMA_X_RANGE_M / VIMA_Y_RANGE_M; its gym action space asserts them), not our safety envelope:
+no arm of ours moves here.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import importlib
 import math
 
@@ -29,6 +29,8 @@ from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.geometry.vima_map import (
     VIMA_X_RANGE_M,
     VIMA_Y_RANGE_M,
+    VimaFixedMap,
+    check_vima_mapping,
     llara_rotation_from_yaw_delta,
     vima_table_to_model_point,
 )
@@ -46,14 +48,27 @@ from llara_policy.sim.episode import (
     TaskPrompt,
     object_boxes,
 )
-from llara_policy.types import ActionStep, Effector
+from llara_policy.types import ActionStep, Effector, check_int
 
 INSTALL_HINT = ('VIMA-Bench is not installed (it is not on PyPI): git clone '
-                'https://github.com/vimalabs/VIMABench and pip install -e it; see the README')
+                'https://github.com/vimalabs/VIMABench, then make vima VIMA=<the clone>')
 # VIMA's segmentation marks "no object" with 255 (vimabench-spec A.4).
 _VIMA_SEGM_BACKGROUND = 255
-# An object that moved more than this during a step was picked (VIMA reports no grip state).
+# The spatula (sweep tasks) grasps nothing: a push "picked" when an object moved more than this.
 _MOVED_M = 0.005
+# VIMA-Bench's partitions and their tasks (vima_bench/tasks/partition_files/*.yaml, 97e0af1);
+# the train split has the L1 tasks.
+_L1_TASKS = ('follow_order', 'manipulate_old_neighbor', 'novel_adj', 'novel_noun',
+             'pick_in_order_then_restore', 'rearrange', 'rearrange_then_restore', 'rotate',
+             'same_shape', 'scene_understanding', 'sweep_without_exceeding', 'twist',
+             'visual_manipulation')
+VIMA_PARTITION_TASKS = {
+    Partition.PLACEMENT: _L1_TASKS,
+    Partition.COMBINATORIAL: _L1_TASKS,
+    Partition.NOVEL_OBJECT: tuple(t for t in _L1_TASKS if t != 'sweep_without_exceeding'),
+    Partition.NOVEL_TASK: ('follow_motion', 'novel_adj_and_noun', 'same_texture',
+                           'sweep_without_touching'),
+}
 _open_envs = 0
 
 
@@ -64,16 +79,53 @@ def vima_bench_available() -> bool:
 
 @dataclass(frozen=True)
 class VimaEnvConfig:
-    """Task (VIMA name), partition and split; kwargs come from VIMA's PARTITION_TO_SPECS."""
+    """Task (VIMA name), partition, split, bonus steps and the model-point convention.
+
+    Task kwargs come from VIMA's PARTITION_TO_SPECS; a task outside the partition is refused.
+    `vima_mapping` (VIMA_MAPPINGS): 'unbiased' for our own data and models, 'llara' for LLaRA's
+    released checkpoints (their arithmetic; picks land 3.8 mm toward -x/-y on average).
+    """
 
     task: str = 'visual_manipulation'
     partition: Partition = Partition.PLACEMENT
     split: Split = Split.TEST
     bonus_steps: int = EVAL_BONUS_STEPS
+    vima_mapping: str = 'unbiased'
 
     def __post_init__(self):
+        for name, kind in (('partition', Partition), ('split', Split)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f'VimaEnvConfig.{name} must be a {kind.__name__}, '
+                                  f'got {getattr(self, name)!r}')
         if self.split is Split.TRAIN and self.partition is not Partition.PLACEMENT:
             raise ConfigError(f'VIMA trains on its train specs, not {self.partition.value}')
+        tasks = VIMA_PARTITION_TASKS[self.partition]
+        if self.task not in tasks:
+            raise ConfigError(f'VimaEnvConfig: task {self.task!r} is not in partition '
+                              f'{self.partition.value} (its tasks: {", ".join(tasks)})')
+        check_int('VimaEnvConfig.bonus_steps', self.bonus_steps, 0, error=ConfigError)
+        check_vima_mapping('VimaEnvConfig.vima_mapping', self.vima_mapping)
+
+
+class _GraspRecorder:
+    """Wraps VIMA's task.primitive and keeps the grasp result env.step reads but does not report.
+
+    VIMA's PickPlace returns (timeout, pick_success), pick_success being the suction's
+    check_grasp() after lifting; the spatula's Push returns the timeout only.
+    """
+
+    def __init__(self, primitive):
+        self.primitive = primitive
+        self.grasped = None
+
+    def __call__(self, *args, **kwargs):
+        result = self.primitive(*args, **kwargs)
+        if isinstance(result, tuple):
+            self.grasped = bool(result[1])
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.primitive, name)
 
 
 def _hwc(chw: np.ndarray) -> np.ndarray:
@@ -102,13 +154,19 @@ class VimaBenchEnv:
             raise SimError('VIMA-Bench allows one env per process (its end effectors use '
                            'pybullet client 0): close the other or use a subprocess')
         specs = vima_bench.PARTITION_TO_SPECS
-        kwargs = (specs['train'] if config.split is Split.TRAIN
-                  else specs['test'][config.partition.value]).get(config.task)
+        specs = specs['train'] if config.split is Split.TRAIN else specs['test'].get(
+            config.partition.value, {})
+        if config.task not in specs:
+            raise ConfigError(f'VIMA-Bench has no task {config.task!r} in partition '
+                              f'{config.partition.value} ({config.split.value} specs)')
         self.config = config
-        self._env = vima_bench.make(config.task, task_kwargs=kwargs or {},
+        self._env = vima_bench.make(config.task, task_kwargs=specs[config.task],
                                     modalities=['rgb', 'segm'], hide_arm_rgb=True)
         _open_envs += 1
-        self.calibration = vima_fixed_calibration()
+        self._grasp = _GraspRecorder(self._env.task.primitive)
+        self._env.task.primitive = self._grasp
+        self.calibration = replace(vima_fixed_calibration(),
+                                   mapping=VimaFixedMap(config.vima_mapping))
         self.mapper = ModelFrameMapper(self.calibration, FramePreprocess.full_frame(256, 128))
         self._obs = None
         self._steps = 0
@@ -196,9 +254,12 @@ class VimaBenchEnv:
             'pose1_rotation': np.float32([0, 0, math.sin(half), math.cos(half)]),
         }
         before = self._positions()
+        self._grasp.grasped = None
         self._obs, _, done, info = self._env.step(vima_action)
-        after = self._positions()
-        picked = any(np.linalg.norm(after[i] - before[i]) > _MOVED_M for i in before)
+        picked = self._grasp.grasped
+        if picked is None:  # the spatula: did the push move anything?
+            after = self._positions()
+            picked = any(np.linalg.norm(after[i] - before[i]) > _MOVED_M for i in before)
         self._steps += 1
         success, failure = bool(info['success']), bool(info['failure'])
         self._done = bool(done) or success or failure or self._steps >= self.step_limit
@@ -206,31 +267,44 @@ class VimaBenchEnv:
                           self._steps)
 
     def step_model(self, step: ActionStep) -> StepResult:
-        """Map LLaRA's model-frame step with the fixed VIMA map (as LLaRA's eval) and step."""
+        """Map a model-frame step with the fixed VIMA map (as LLaRA's eval) and step."""
         return self.step(table_action_from_step(self.mapper, step))
 
     def oracle(self) -> OracleAction:
         """Return VIMA's own oracle step (`env.task.oracle(env).act`) in our frames.
 
-        Raises SimError when it gives up (VIMA returns None when the object to pick is not
-        visible).
+        First retires the goals VIMA's own oracle loop would have (its scripts step with
+        skip_oracle=False; `step` keeps VIMA's agent default, under which oracle-only goals such
+        as rearrange's "move the distractor away" stay and the oracle later finds nothing to
+        pick). Raises SimError when the oracle gives up (nothing to pick is visible); VIMA then
+        empties the task's goals, which its success check reads as success, so they are put
+        back: a later step succeeds only if it meets them.
         """
         if self._done:
             raise SimError('the episode is over (or not started): call reset(seed)')
-        action = self._env.task.oracle(self._env).act(self._obs)
+        task = self._env.task
+        task.update_goals(skip_oracle=False)
+        goals = task.goals
+        action = task.oracle(self._env).act(self._obs)
         if action is None:
-            raise SimError('the VIMA oracle found no visible object to pick')
+            task.goals = goals
+            raise SimError(f'the VIMA oracle found no visible object to pick '
+                           f'({self.config.task}, step {self._steps + 1})')
         pick = tuple(float(v) for v in action['pose0_position'][:2])
         place = tuple(float(v) for v in action['pose1_position'][:2])
-        x, y, z, w = (float(v) for v in action['pose1_rotation'])
-        yaw_place = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-        x, y, z, w = (float(v) for v in action['pose0_rotation'])
-        yaw_pick = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-        yaw_change = math.degrees(yaw_place - yaw_pick)
+        yaw_change = math.degrees(_yaw(action['pose1_rotation']) - _yaw(action['pose0_rotation']))
         positions = self._positions()
         body = min(positions, key=lambda i: math.dist(positions[i][:2], pick))
         name = self.info.object_names[body]
-        step = ActionStep(vima_table_to_model_point(*pick), vima_table_to_model_point(*place),
+        mapping = self.config.vima_mapping
+        step = ActionStep(vima_table_to_model_point(*pick, mapping),
+                          vima_table_to_model_point(*place, mapping),
                           llara_rotation_from_yaw_delta(yaw_change), object_text=name,
                           effector=self.info.effector)
         return OracleAction(TableAction(pick, place, yaw_change), step, name)
+
+
+def _yaw(quat_xyzw) -> float:
+    """Return the yaw (radians about +z) of a quaternion (x, y, z, w)."""
+    x, y, z, w = (float(v) for v in quat_xyzw)
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
