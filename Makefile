@@ -2,11 +2,13 @@
 #   make setup   create .venv, install pinned deps, fix up the ROS wheels, colcon build
 #   make test    setup + lint + every package's tests (colcon test) + tests/
 #   make bench   benchmarks (print ratios against a baseline measured in the same run)
+#   make vima    install VIMA-Bench into .venv (VIMA=<clone or .tar.xz>; default: the
+#                archive in ../shared/vimabench/); leaves every pinned package as it is
 #   make clean   remove build/, install/, log/ (keeps .venv)
 SHELL := /bin/bash
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: help setup test lint bench clean distclean
+.PHONY: help setup test lint bench vima clean distclean
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
 
@@ -21,6 +23,9 @@ lint: setup
 
 bench: setup
 	@bash tools/bench.sh
+
+vima: setup
+	@bash tools/install_vima.sh $(VIMA)
 
 clean:
 	rm -rf build install log

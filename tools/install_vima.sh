@@ -42,7 +42,7 @@ if [[ "${1:-}" == --if-available ]]; then
     exit 0
   fi
   if [[ -f "$stamp" ]] && importable; then
-    say "VIMA-Bench already installed from $(sed -n 2p "$stamp"); up to date"
+    say "VIMA-Bench already installed from $(sed -n 2p "$stamp") (make vima VIMA=... to change it)"
     exit 0
   fi
   src="$shared"

@@ -11,6 +11,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 status=0
 stage() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+stage "VIMA-Bench (installed from ../shared/vimabench/ when the archive is there)"
+bash tools/install_vima.sh --if-available || status=1
+
 stage "ruff (style)"
 ruff check src tests tools || status=1
 
