@@ -33,7 +33,9 @@ def run(partition: str, task: str, how: str, seeds: str, mapping: str) -> list[d
     command = [sys.executable, '-m', 'llara_policy.sim.vima_oracle', '--task', task,
                '--partition', partition, '--seeds', seeds, '--how', how, '--mapping', mapping]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{')]
+    # pybullet's C code prints without a newline, so a record may follow its text on a line.
+    records = [json.loads(line[line.index('{"task"'):]) for line in done.stdout.splitlines()
+               if '{"task"' in line]
     if done.returncode != 0:
         records.append({'task': task, 'partition': partition, 'how': how, 'seed': None,
                         'success': False, 'error': done.stderr.strip().splitlines()[-1:]})
@@ -58,12 +60,13 @@ def main() -> int:
             for task in VIMA_PARTITION_TASKS[Partition(partition)]
             if args.tasks is None or task in args.tasks for how in args.hows]
     start = time.monotonic()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = pool.map(lambda r: run(*r, args.seeds, args.mapping), runs)
-        records = [record for batch in results for record in batch]
-    if args.out:
-        with open(args.out, 'w') as out:
-            out.writelines(json.dumps(r) + '\n' for r in records)
+    records = []
+    # Records are written as each run ends, so a long sweep keeps what it measured.
+    with ThreadPoolExecutor(args.jobs) as pool, open(args.out or os.devnull, 'w') as out:
+        for batch in pool.map(lambda r: run(*r, args.seeds, args.mapping), runs):
+            records.extend(batch)
+            out.writelines(json.dumps(r) + '\n' for r in batch)
+            out.flush()
     tally = defaultdict(lambda: [0, 0])
     for r in records:
         tally[r['partition'], r['how']][0] += bool(r['success'])

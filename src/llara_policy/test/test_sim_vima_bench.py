@@ -293,7 +293,9 @@ def _run_in_subprocess(*args, timeout=300):
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{')]
+    # pybullet's C code prints without a newline, so a record may follow its text on a line.
+    return [json.loads(line[line.index('{'):]) for line in done.stdout.splitlines()
+            if line.rstrip().endswith('}')]
 
 
 @needs_vima
