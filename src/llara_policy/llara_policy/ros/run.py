@@ -5,7 +5,7 @@
 parameter, missing calibration, model that cannot load) is logged as one line and exits 2,
 with no traceback. Only APIs common to Humble, Jazzy and Kilted are used.
 """
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 import rclpy
@@ -21,31 +21,37 @@ from llara_policy.errors import LlaraError
 STARTUP_ERROR_EXIT = 2
 
 
-def run_node(make_node: Callable[[], Node], args: Optional[list[str]] = None,
-             multithreaded: bool = False, name: Optional[str] = None) -> int:
+def run_node(make_node: Callable[[], Node | Sequence[Node]], args: Optional[list[str]] = None,
+             multithreaded: bool = False, name: Optional[str] = None,
+             num_threads: Optional[int] = None) -> int:
     """Init rclpy, build the node, spin it until shutdown; return the process exit code.
 
-    `multithreaded` spins a MultiThreadedExecutor so callbacks in different callback groups
-    run in parallel. `name` is the logger used for a startup error (default: the module name
-    of `make_node`, which is the node name by house rule).
+    `multithreaded` spins a MultiThreadedExecutor (`num_threads` threads, default rclpy's) so
+    callbacks in different callback groups run in parallel. `make_node` may return several
+    nodes of one process (sim_node); all are spun and destroyed. `name` is the logger used for
+    a startup error (default: the module name of `make_node`, which is the node name by house
+    rule).
     """
     logger_name = name or getattr(make_node, '__module__', 'node').rsplit('.', 1)[-1]
     rclpy.init(args=args)
-    node = None
-    executor = MultiThreadedExecutor() if multithreaded else SingleThreadedExecutor()
+    nodes = ()
+    executor = (MultiThreadedExecutor(num_threads=num_threads) if multithreaded
+                else SingleThreadedExecutor())
     try:
         try:
-            node = make_node()
+            made = make_node()
         except LlaraError as err:
             rclpy.logging.get_logger(logger_name).fatal(f'cannot start: {err}')
             return STARTUP_ERROR_EXIT
-        executor.add_node(node)
+        nodes = tuple(made) if isinstance(made, Sequence) else (made,)
+        for node in nodes:
+            executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         executor.shutdown()
-        if node is not None:
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
