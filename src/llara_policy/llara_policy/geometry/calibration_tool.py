@@ -96,6 +96,8 @@ def residual_table(pairs: PointPairs, err_px, err_m, outlier_m: float = math.inf
 def _fit(args, pairs: PointPairs, image_size) -> Calibration:
     """Run the chosen core fit; BadInputError for option problems, CalibrationError if refused."""
     frames = dict(base_frame=args.base_frame, camera_frame=args.camera_frame)
+    if not math.isfinite(args.ransac) or args.ransac < 0.0:
+        raise BadInputError(f'--ransac must be a threshold in metres >= 0, got {args.ransac}')
     if args.mapping == 'homography':
         if args.intrinsics:
             raise BadInputError('--intrinsics is for --mapping pinhole (a homography needs '
