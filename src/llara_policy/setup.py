@@ -27,6 +27,7 @@ setup(
             'perception_node = llara_policy.ros.perception_node:main',
             'llara_sim_render = llara_policy.sim.render:main',
             'llara_import_checkpoint = llara_policy.model.checkpoint_import:main',
+            'llara_calibrate = llara_policy.geometry.calibration_tool:main',
         ],
     },
 )
