@@ -1,0 +1,241 @@
+"""executor_node in-process over the sim's SimArm: ExecuteStep through a real action client.
+
+Asserted through the action results and the SimArm's call log: an oracle step succeeds with its
+base-frame targets and phase feedback; an unsafe target is refused before any arm call; an arm
+error aborts with its code and faults until executor/reset; stop and cancel during a motion; a
+second goal while busy; dry run without an arm; startup errors naming the calibration file.
+"""
+import os
+from pathlib import Path
+import subprocess
+import sys
+import threading
+
+from action_msgs.msg import GoalStatus
+import pytest
+from rclpy.parameter import Parameter
+from ros_harness import WAIT_S, Harness, wait_for
+
+from llara_msgs.action import ExecuteStep
+from llara_msgs.srv import ResetExecutor, StopExecutor
+from llara_policy.arms.base import CODE_HAS_ERROR, ERROR_COLLISION, STATE_READY
+from llara_policy.arms.executor import ErrorCode, ExecutorConfig, ExecutorState, Phase
+from llara_policy.errors import CalibrationError, ConfigError
+from llara_policy.geometry.calibration import save_calibration
+from llara_policy.ros.convert import step_to_msg
+from llara_policy.ros.executor_node import ExecutorNode
+from llara_policy.sim.arm import Fault
+from llara_policy.sim.env import SIM_PICK_PLACE, SIM_SWEEP, SimEnv, SimEnvConfig
+from llara_policy.types import ActionStep, ImagePoint
+
+# Model point (0.5, 0.02) maps to x = 0.10 m on the sim table, in front of Workspace.x_min_m.
+OUTSIDE = ImagePoint(0.5, 0.02)
+
+
+@pytest.fixture(scope='module')
+def env():
+    with SimEnv(SimEnvConfig(renderer='tiny')) as env:
+        yield env
+
+
+@pytest.fixture
+def harness():
+    h = Harness()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+class Gate:
+    """Holds the arm's next motion at its first physics tick until opened (a long motion)."""
+
+    def __init__(self, arm):
+        self.reached, self.opened, self.armed = threading.Event(), threading.Event(), True
+        arm.add_tick_listener(self.on_tick)
+
+    def on_tick(self, _sim_time_s):
+        if self.armed:
+            self.reached.set()
+            self.opened.wait(WAIT_S)
+            self.armed = False
+
+    def open(self):
+        self.opened.set()
+
+
+def start(harness, env, seed=0, **params) -> ExecutorNode:
+    env.reset(seed)
+    defaults = ExecutorConfig(dry_run=False, place_support_m=env.table_support_m,
+                              pick_place=SIM_PICK_PLACE, sweep=SIM_SWEEP)
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    return harness.add(ExecutorNode(env.arm, env.mapper, env.config.workspace, defaults,
+                                    context=harness.context, parameter_overrides=overrides))
+
+
+def goal_of(step: ActionStep, dry_run=False) -> ExecuteStep.Goal:
+    return ExecuteStep.Goal(step=step_to_msg(step), model_image_width=256,
+                            model_image_height=128, dry_run=dry_run)
+
+
+def test_oracle_step_succeeds_with_base_targets_and_phase_feedback(harness, env):
+    node = start(harness, env)
+    oracle = env.oracle()
+    feedback = []
+    status, result = harness.execute(goal_of(oracle.step),
+                                     lambda msg: feedback.append(msg.feedback))
+    assert status == GoalStatus.STATUS_SUCCEEDED
+    assert result.success and result.error_code == ErrorCode.NONE and not result.dry_run
+    assert (result.pick_in_base.point.x, result.pick_in_base.point.y) == pytest.approx(
+        oracle.action.pick_xy_m, abs=2e-3)
+    assert (result.place_in_base.point.x, result.place_in_base.point.y) == pytest.approx(
+        oracle.action.place_xy_m, abs=2e-3)
+    assert result.place_in_base.point.z == pytest.approx(env.table_support_m)
+    assert result.pick_in_base.header.frame_id == env.calibration.base_frame
+    assert result.yaw_change_deg == pytest.approx(oracle.action.yaw_change_deg, abs=1.0)
+    wait_for(lambda: len(feedback) == len(Phase), 'feedback of every phase')
+    assert [f.phase for f in feedback] == list(Phase)
+    assert [f.phase_name for f in feedback][-1] == 'retreat'
+    assert [f.progress for f in feedback] == sorted(f.progress for f in feedback)
+    assert env.finish_step().success and node.core.state is ExecutorState.IDLE
+
+
+def test_unsafe_target_is_rejected_before_any_arm_call(harness, env):
+    node = start(harness, env)
+    before = len(env.arm.calls)
+    good = env.oracle().step
+    status, result = harness.execute(goal_of(ActionStep(OUTSIDE, good.place, 0)))
+    assert status == GoalStatus.STATUS_ABORTED and not result.success
+    assert result.error_code == ErrorCode.UNSAFE_TARGET and 'x' in result.message
+    assert env.arm.calls[before:] == [] and node.core.state is ExecutorState.IDLE
+    status, result = harness.execute(goal_of(good))
+    assert result.success
+
+
+def test_invalid_goals_are_refused_and_the_node_keeps_serving(harness, env):
+    start(harness, env)
+    before = len(env.arm.calls)
+    bad_point = goal_of(env.oracle().step)
+    bad_point.step.pick_x_norm = 1.5
+    bad_size = goal_of(env.oracle().step)
+    bad_size.model_image_width = 336
+    for goal in (bad_point, bad_size):
+        status, result = harness.execute(goal)
+        assert status == GoalStatus.STATUS_ABORTED
+        assert result.error_code == ErrorCode.INVALID_GOAL
+    assert env.arm.calls[before:] == []
+    assert harness.execute(goal_of(env.oracle().step))[1].success
+
+
+def test_arm_error_aborts_with_its_code_and_faults_until_reset(harness, env):
+    node = start(harness, env)
+    step = env.oracle().step
+    env.arm.inject_fault(Fault('set_position', CODE_HAS_ERROR, error_code=ERROR_COLLISION))
+    status, result = harness.execute(goal_of(step))
+    assert status == GoalStatus.STATUS_ABORTED
+    assert (result.error_code, result.arm_code) == (ErrorCode.ARM, ERROR_COLLISION)
+    before = len(env.arm.calls)
+    status, result = harness.execute(goal_of(step))
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == ErrorCode.FAULTED
+    assert env.arm.calls[before:] == []
+    reset = harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request())
+    assert reset.success and node.core.state is ExecutorState.IDLE
+    assert env.arm.state == STATE_READY and env.arm.error_code == 0
+    status, result = harness.execute(goal_of(env.oracle().step))
+    assert status == GoalStatus.STATUS_SUCCEEDED
+
+
+def test_stop_during_a_motion_aborts_the_goal_and_a_second_goal_is_busy(harness, env):
+    node = start(harness, env)
+    gate = Gate(env.arm)
+    handle = harness.send_step(goal_of(env.oracle().step))
+    wait_for(gate.reached.is_set, 'the first motion')
+    status, busy = harness.execute(goal_of(env.oracle().step))
+    assert status == GoalStatus.STATUS_ABORTED and busy.error_code == ErrorCode.BUSY
+    refused = harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request())
+    assert not refused.success and 'executing' in refused.message
+    mark = len(env.arm.calls)
+    stop = harness.call(StopExecutor, 'executor/stop', StopExecutor.Request(emergency=False))
+    assert stop.success
+    assert [(c.method, c.args) for c in env.arm.calls[mark:]] == [('set_state', (4,))]
+    gate.open()
+    status, result = harness.result_of(handle)
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == ErrorCode.CANCELED
+    assert node.core.state is ExecutorState.FAULTED
+    assert harness.execute(goal_of(env.oracle().step))[1].error_code == ErrorCode.FAULTED
+    assert harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request()).success
+    env.arm.set_vacuum_gripper(False)
+
+
+def test_cancel_during_a_motion_cancels_the_goal(harness, env):
+    start(harness, env)
+    gate = Gate(env.arm)
+    handle = harness.send_step(goal_of(env.oracle().step))
+    wait_for(gate.reached.is_set, 'the first motion')
+    cancel = handle.cancel_goal_async()
+    wait_for(cancel.done, 'cancel response')
+    assert len(cancel.result().goals_canceling) == 1
+    gate.open()
+    status, result = harness.result_of(handle)
+    assert status == GoalStatus.STATUS_CANCELED and result.error_code == ErrorCode.CANCELED
+    approach = [c for c in env.arm.calls if c.method == 'set_position']
+    assert approach  # the approach ran; the cancel stopped the sequence after it
+    assert harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request()).success
+
+
+def test_dry_run_goal_moves_nothing(harness, env):
+    start(harness, env)
+    before = len(env.arm.calls)
+    status, result = harness.execute(goal_of(env.oracle().step, dry_run=True))
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.dry_run and result.success
+    assert env.arm.calls[before:] == []
+
+
+def test_real_robot_parameters_without_an_arm_dry_run(harness, env, tmp_path):
+    calibration = tmp_path / 'cal.yaml'
+    save_calibration(env.calibration, calibration)
+    env.reset(0)
+    node = harness.add(ExecutorNode(context=harness.context, parameter_overrides=[
+        Parameter('calibration_file', value=str(calibration)), Parameter('arm', value='none')]))
+    assert node.config.dry_run  # the default on the real robot
+    status, result = harness.execute(goal_of(env.oracle().step))
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.dry_run
+    stop = harness.call(StopExecutor, 'executor/stop', StopExecutor.Request(emergency=True))
+    assert stop.success and 'dry run' in stop.message
+    assert harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request()).success
+
+
+def test_startup_errors_name_the_calibration_file(harness, env, tmp_path):
+    def build(**params):
+        return ExecutorNode(context=harness.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {'arm': 'none', **params}.items()])
+
+    with pytest.raises(ConfigError, match='calibration_file is required'):
+        build()
+    missing = str(tmp_path / 'missing.yaml')
+    with pytest.raises(CalibrationError, match='missing.yaml'):
+        build(calibration_file=missing)
+    calibration = tmp_path / 'cal.yaml'
+    save_calibration(env.calibration, calibration)
+    with pytest.raises(CalibrationError, match='cal.yaml'):  # a table 0.2 m off the workspace's
+        build(calibration_file=str(calibration), **{'workspace.table_z_m': 0.2,
+                                                    'workspace.z_max_m': 0.6})
+    with pytest.raises(ConfigError, match='dry_run'):
+        build(calibration_file=str(calibration), dry_run=False)
+
+
+def test_the_executable_exits_2_naming_a_missing_calibration_file(tmp_path):
+    missing = tmp_path / 'nowhere.yaml'
+    done = subprocess.run(
+        [sys.executable, '-m', 'llara_policy.ros.executor_node', '--ros-args',
+         '-p', f'calibration_file:={missing}', '-p', 'arm:=none'],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert done.returncode == 2
+    assert str(missing) in done.stderr + done.stdout
+    assert 'Traceback' not in done.stderr
+
+
+def test_entry_points_are_declared():
+    setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text()
+    for name in ('executor_node', 'sim_node'):
+        assert f"'{name} = llara_policy.ros.{name}:main'" in setup
