@@ -25,6 +25,10 @@ setup(
         'console_scripts': [
             'loopback_probe = llara_policy.ros.loopback_probe:main',
             'perception_node = llara_policy.ros.perception_node:main',
+            'executor_node = llara_policy.ros.executor_node:main',
+            'sim_node = llara_policy.ros.sim_node:main',
+            'policy_node = llara_policy.ros.policy_node:main',
+            'task_node = llara_policy.ros.task_node:main',
             'llara_sim_render = llara_policy.sim.render:main',
             'llara_import_checkpoint = llara_policy.model.checkpoint_import:main',
             'llara_calibrate = llara_policy.geometry.calibration_tool:main',

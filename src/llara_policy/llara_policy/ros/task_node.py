@@ -1,0 +1,240 @@
+"""task_node: the `run_task` action (RunTask) closing the loop policy -> executor -> history.
+
+Parameters are the fields of `task_loop.TaskLoopConfig`. Per step it publishes a PolicyQuery on
+`policy/query` (not_before = now, after the last motion), waits for the ActionPlan with that
+query_id on `policy/plan`, sends the plan's first step to the `execute_step` action and, with
+`success_source:=sim`, waits for the `sim/status` published after that step. Every wait is
+bounded; a cancel of the RunTask goal cancels the running ExecuteStep goal. One task at a time.
+"""
+from collections.abc import Sequence
+import threading
+import time
+from typing import Optional
+
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from std_msgs.msg import Header
+
+from llara_msgs.action import ExecuteStep, RunTask
+from llara_msgs.msg import ActionPlan, PolicyQuery, SimStatus
+from llara_policy.ros.params import declare_config
+from llara_policy.ros.run import run_node
+from llara_policy.task_loop import (
+    EpisodeStatus,
+    StepFailedError,
+    TaskCanceledError,
+    TaskEnd,
+    TaskLoop,
+    TaskLoopConfig,
+    TaskLoopError,
+)
+
+NODE_NAME = 'task_node'
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+_POLL_S = 0.05  # how often a wait looks at the cancel flag
+
+
+class GoalPorts:
+    """`TaskPorts` for one RunTask goal, over the node's publishers, subscriptions and client."""
+
+    def __init__(self, node: 'TaskNode', goal_handle):
+        self.node, self.goal_handle = node, goal_handle
+        self.config = node.config
+        self.step_sent_ns = 0
+
+    def cancel_requested(self) -> bool:
+        """Return whether the RunTask goal is being canceled."""
+        return self.goal_handle.is_cancel_requested
+
+    def _wait(self, ready, timeout_s: float, what: str):
+        """Poll `ready()` until not None; TaskCanceledError on cancel, TaskLoopError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self.node.condition:
+            while True:
+                value = ready()
+                if value is not None:
+                    return value
+                if self.cancel_requested():
+                    raise TaskCanceledError(f'canceled while waiting for {what}')
+                if time.monotonic() >= deadline:
+                    raise TaskLoopError(f'no {what} within {timeout_s:g} s')
+                self.node.condition.wait(_POLL_S)
+
+    def ask_policy(self, instruction: str, history: Sequence) -> ActionPlan:
+        """Publish a PolicyQuery (not_before = now) and wait for the plan answering it."""
+        node = self.node
+        deadline = time.monotonic() + self.config.policy_timeout_s
+        self._wait(lambda: True if node.query_pub.get_subscription_count() else None,
+                   self.config.policy_timeout_s, 'subscriber on policy/query (policy_node)')
+        with node.condition:
+            node.query_id += 1
+            query_id = node.query_id
+            node.plans.clear()
+            node.pending_query_id = query_id
+        now = node.get_clock().now().to_msg()
+        node.query_pub.publish(PolicyQuery(header=Header(stamp=now), query_id=query_id,
+                                           instruction=instruction, history=list(history),
+                                           not_before=now))
+        return self._wait(lambda: node.plans.pop(query_id, None),
+                          max(deadline - time.monotonic(), _POLL_S),
+                          f'plan for policy query {query_id} on policy/plan')
+
+    def execute(self, step, plan: ActionPlan) -> None:
+        """Send `step` as an ExecuteStep goal (model frame size from `plan`); wait for it."""
+        client = self.node.execute_client
+        if not client.wait_for_server(timeout_sec=self.config.server_timeout_s):
+            raise TaskLoopError(f'no execute_step action server within '
+                                f'{self.config.server_timeout_s:g} s')
+        goal = ExecuteStep.Goal(step=step, model_image_width=plan.model_image_width,
+                                model_image_height=plan.model_image_height,
+                                dry_run=self.config.dry_run)
+        self.step_sent_ns = self.node.get_clock().now().nanoseconds
+        sent = client.send_goal_async(goal)
+        handle = self._wait_future(sent, self.config.server_timeout_s, 'execute_step answer',
+                                   on_cancel=None)
+        if not handle.accepted:
+            raise StepFailedError('execute_step rejected the goal')
+        response = self._wait_future(handle.get_result_async(), self.config.step_timeout_s,
+                                     'execute_step result', on_cancel=handle)
+        result = response.result
+        if not result.success:
+            code = f'error_code {result.error_code}'
+            if result.arm_code:
+                code += f', arm_code {result.arm_code}'
+            raise StepFailedError(f'{result.message} ({code})')
+
+    def _wait_future(self, future, timeout_s: float, what: str, on_cancel):
+        """Wait for a future; on a RunTask cancel or timeout cancel `on_cancel` (a goal handle)."""
+        future.add_done_callback(lambda _: self.node.notify())
+        try:
+            self._wait(lambda: True if future.done() else None, timeout_s, what)
+        except (TaskCanceledError, TaskLoopError):
+            if on_cancel is not None:
+                self._cancel_step(on_cancel)
+            raise
+        return future.result()
+
+    def _cancel_step(self, handle) -> None:
+        """Cancel the running ExecuteStep goal and wait (bounded) for the executor to stop it."""
+        cancel = handle.cancel_goal_async()
+        deadline = time.monotonic() + self.config.server_timeout_s
+        while not cancel.done() and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+
+    def episode_status(self) -> Optional[EpisodeStatus]:
+        """Wait for the sim/status published after the step (None with success_source none)."""
+        if self.config.success_source == 'none':
+            return None
+        node = self.node
+
+        def after_step():
+            # The status the sim published after this step: stamped at or after the goal was
+            # sent (a status from the previous step or the reset is stamped before that).
+            status = node.sim_status
+            if status is None or Time.from_msg(status.header.stamp).nanoseconds < \
+                    self.step_sent_ns:
+                return None
+            return status
+
+        status = self._wait(after_step, self.config.status_timeout_s,
+                            'sim/status after the step')
+        return EpisodeStatus(success=status.success, done=status.done)
+
+    def feedback(self, step_number: int, plan, status: str) -> None:
+        """Publish RunTask feedback for the step."""
+        self.goal_handle.publish_feedback(RunTask.Feedback(
+            step_number=step_number, plan=plan if plan is not None else ActionPlan(),
+            status=status))
+
+
+class TaskNode(Node):
+    """Serves `run_task`; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = declare_config(self, TaskLoopConfig)
+        self.condition = threading.Condition()
+        self.query_id = 0
+        self.pending_query_id = 0
+        self.plans: dict[int, ActionPlan] = {}
+        self.sim_status: Optional[SimStatus] = None
+        self.busy = False
+        group = ReentrantCallbackGroup()
+        self.query_pub = self.create_publisher(PolicyQuery, 'policy/query', COMMAND_QOS)
+        self.create_subscription(ActionPlan, 'policy/plan', self.on_plan, COMMAND_QOS,
+                                 callback_group=group)
+        if self.config.success_source == 'sim':
+            self.create_subscription(SimStatus, 'sim/status', self.on_sim_status, STATUS_QOS,
+                                     callback_group=group)
+        self.execute_client = ActionClient(self, ExecuteStep, 'execute_step',
+                                           callback_group=group)
+        self.server = ActionServer(self, RunTask, 'run_task', self.execute_goal,
+                                   goal_callback=self.on_goal,
+                                   cancel_callback=lambda _: CancelResponse.ACCEPT,
+                                   callback_group=group)
+        self.get_logger().info(f'run_task ready (success from {self.config.success_source}, '
+                               f'default max_steps {self.config.max_steps})')
+
+    def notify(self) -> None:
+        """Wake the goal's waits."""
+        with self.condition:
+            self.condition.notify_all()
+
+    def on_plan(self, plan: ActionPlan) -> None:
+        """Keep the plan answering the pending query; plans for older queries are dropped."""
+        with self.condition:
+            if plan.query_id and plan.query_id == self.pending_query_id:
+                self.plans[plan.query_id] = plan
+                self.condition.notify_all()
+
+    def on_sim_status(self, status: SimStatus) -> None:
+        """Remember the latest episode status."""
+        with self.condition:
+            self.sim_status = status
+            self.condition.notify_all()
+
+    def on_goal(self, goal) -> GoalResponse:
+        """Accept one task at a time."""
+        with self.condition:
+            if self.busy:
+                self.get_logger().warning('run_task goal rejected: a task is running')
+                return GoalResponse.REJECT
+            self.busy = True
+        return GoalResponse.ACCEPT
+
+    def execute_goal(self, goal_handle) -> RunTask.Result:
+        """Run the task loop for one goal; the result's message says why it ended."""
+        request = goal_handle.request
+        try:
+            loop = TaskLoop(self.config, GoalPorts(self, goal_handle))
+            self.get_logger().info(f'task {request.instruction!r} (max_steps '
+                                   f'{loop.step_limit(request.max_steps)})')
+            outcome = loop.run(request.instruction, request.max_steps)
+        finally:
+            with self.condition:
+                self.busy = False
+                self.pending_query_id = 0
+        if outcome.end is TaskEnd.SUCCESS:
+            goal_handle.succeed()
+        elif outcome.end is TaskEnd.CANCELED and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.abort()
+        log = self.get_logger().info if outcome.success else self.get_logger().warning
+        log(f'task ended after {len(outcome.steps)} steps: {outcome.message}')
+        return RunTask.Result(success=outcome.success, steps=list(outcome.steps),
+                              message=outcome.message)
+
+
+def main(args=None) -> int:
+    """Entry point of `task_node`."""
+    return run_node(TaskNode, args=args, multithreaded=True)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

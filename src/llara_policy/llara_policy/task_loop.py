@@ -1,0 +1,164 @@
+"""The closed task loop of LLaRA's single-step mode, free of ROS: plan, execute, remember, repeat.
+
+`TaskLoop.run` asks the policy for a plan given the instruction and the history, executes the
+plan's first step, appends that step (as sent, in the model frame) to the history, and stops on
+success (reported by the environment), the step limit, a failed step, an error or cancel. The
+ROS node (`ros/task_node.py`) supplies the ports: a policy query, a step execution, the episode
+status and feedback. Plans and steps are opaque here (a plan has a non-empty `steps` sequence).
+"""
+from collections.abc import Sequence
+from dataclasses import dataclass
+import enum
+from typing import Any, Optional, Protocol
+
+from llara_policy.errors import ConfigError, LlaraError
+from llara_policy.types import check_int
+
+# LLaRA's VIMA evaluation caps an episode at 8 steps (eval/eval-llara.py, max_steps).
+LLARA_MAX_STEPS = 8
+SUCCESS_SOURCES = ('sim', 'none')
+
+
+@dataclass(frozen=True)
+class TaskLoopConfig:
+    """Parameters of the task loop (task_node's ROS parameters).
+
+    Args:
+        max_steps: Steps per task when a goal asks for 0 (LLaRA's evaluation uses 8).
+        policy_timeout_s: Longest wait for the plan answering one policy query, seconds.
+        step_timeout_s: Longest wait for one ExecuteStep goal to finish, seconds.
+        server_timeout_s: Longest wait for the execute_step action server, seconds.
+        status_timeout_s: Longest wait for the episode status after a step, seconds.
+        success_source: 'sim' (sim/status reports success after each step) or 'none'
+            (no environment reports success: the loop runs to the step limit).
+        dry_run: Ask the executor for dry runs (compute and check, move nothing).
+    """
+
+    max_steps: int = LLARA_MAX_STEPS
+    policy_timeout_s: float = 30.0
+    step_timeout_s: float = 120.0
+    server_timeout_s: float = 10.0
+    status_timeout_s: float = 10.0
+    success_source: str = 'sim'
+    dry_run: bool = False
+
+    def __post_init__(self):
+        check_int('TaskLoopConfig.max_steps', self.max_steps, 1, error=ConfigError)
+        for name in ('policy_timeout_s', 'step_timeout_s', 'server_timeout_s',
+                     'status_timeout_s'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f'TaskLoopConfig.{name} must be a positive number of '
+                                  f'seconds, got {value!r}')
+        if self.success_source not in SUCCESS_SOURCES:
+            raise ConfigError(f'TaskLoopConfig.success_source must be one of '
+                              f'{SUCCESS_SOURCES}, got {self.success_source!r}')
+
+
+class TaskEnd(enum.Enum):
+    """Why a task ended; the value is RunTask's result message for the plain endings."""
+
+    SUCCESS = 'success'
+    STEP_LIMIT = 'step_limit'
+    CANCELED = 'canceled'
+    FAILURE = 'failure'
+    ERROR = 'error'
+
+
+class TaskLoopError(LlaraError):
+    """A port could not do its part (no plan in time, no executor, no episode status)."""
+
+
+class StepFailedError(LlaraError):
+    """The executor reported the step as not executed; the message says why."""
+
+
+class TaskCanceledError(LlaraError):
+    """The goal was canceled while a port was waiting."""
+
+
+@dataclass(frozen=True)
+class EpisodeStatus:
+    """The environment's view after a step: goal reached, episode over."""
+
+    success: bool
+    done: bool
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a task ended: success, the executed steps in order, the end and its message."""
+
+    success: bool
+    steps: tuple
+    end: TaskEnd
+    message: str
+
+
+class TaskPorts(Protocol):
+    """What the loop needs from its environment (the node implements it with ROS)."""
+
+    def ask_policy(self, instruction: str, history: Sequence[Any]) -> Any:
+        """Return the plan for a frame taken now; TaskLoopError when none comes in time."""
+
+    def execute(self, step: Any, plan: Any) -> None:
+        """Execute `step` (the plan's first); StepFailedError, TaskCanceledError, TaskLoopError."""
+
+    def episode_status(self) -> Optional[EpisodeStatus]:
+        """Return the status after the step just executed, or None without an environment."""
+
+    def feedback(self, step_number: int, plan: Any, status: str) -> None:
+        """Report progress of step `step_number` (1-based)."""
+
+    def cancel_requested(self) -> bool:
+        """Return True once the task was asked to stop."""
+
+
+class TaskLoop:
+    """Runs one task at a time through `ports`; see the module docstring."""
+
+    def __init__(self, config: TaskLoopConfig, ports: TaskPorts):
+        self.config = config
+        self.ports = ports
+
+    def step_limit(self, requested: int) -> int:
+        """Return the goal's step limit: `requested`, or the configured default for 0."""
+        return int(requested) if requested else self.config.max_steps
+
+    def run(self, instruction: str, max_steps: int = 0) -> TaskOutcome:
+        """Run the loop until an ending; never raises a LlaraError (it becomes the outcome)."""
+        history: list = []
+
+        def outcome(end: TaskEnd, message: Optional[str] = None, success: bool = False):
+            return TaskOutcome(success, tuple(history), end, message or end.value)
+
+        for number in range(1, self.step_limit(max_steps) + 1):
+            if self.ports.cancel_requested():
+                return outcome(TaskEnd.CANCELED)
+            plan = None
+            try:
+                plan = self.ports.ask_policy(instruction, tuple(history))
+                if not plan.steps:
+                    raise TaskLoopError('the policy sent a plan without steps')
+                step = plan.steps[0]
+                self.ports.feedback(number, plan, 'executing')
+                self.ports.execute(step, plan)
+            except TaskCanceledError:
+                return outcome(TaskEnd.CANCELED)
+            except StepFailedError as err:
+                self.ports.feedback(number, plan, f'failed: {err}')
+                return outcome(TaskEnd.FAILURE, f'step {number} failed: {err}')
+            except LlaraError as err:
+                return outcome(TaskEnd.ERROR, f'step {number}: {err}')
+            history.append(step)
+            self.ports.feedback(number, plan, 'done')
+            try:
+                status = self.ports.episode_status()
+            except LlaraError as err:
+                return outcome(TaskEnd.ERROR, f'step {number}: {err}')
+            if status is not None and status.success:
+                return outcome(TaskEnd.SUCCESS, success=True)
+            if status is not None and status.done:
+                return outcome(TaskEnd.FAILURE,
+                               f'the episode ended after step {number} without success')
+        return outcome(TaskEnd.STEP_LIMIT)

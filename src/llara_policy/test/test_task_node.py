@@ -1,0 +1,258 @@
+"""task_node in-process against small fake policy, executor and sim nodes written here: success
+from sim/status, history as executed, step limit, failed step, silent policy, cancel; and the
+ROS-free TaskLoop's endings."""
+import itertools
+import os
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from llara_msgs.action import ExecuteStep, RunTask
+from llara_msgs.msg import ActionPlan, ActionStep, PolicyQuery, SimStatus
+from llara_policy.errors import ConfigError
+from llara_policy.ros.task_node import COMMAND_QOS, STATUS_QOS, TaskNode
+from llara_policy.task_loop import (
+    EpisodeStatus,
+    StepFailedError,
+    TaskEnd,
+    TaskLoop,
+    TaskLoopConfig,
+)
+
+WAIT_S = 15.0  # bound of every wait; the tests normally take well under a second each
+_NAMESPACES = itertools.count()
+
+
+class FakeGraph:
+    """Policy, executor and sim stand-ins in one namespace of a fresh context."""
+
+    def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False):
+        self.answer, self.succeed_after = answer, succeed_after
+        self.step_ok, self.hold_step = step_ok, hold_step
+        # A namespace of our own: other tests on this machine may run the real graph.
+        self.namespace = f'/task_test_{os.getpid()}_{next(_NAMESPACES)}'
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        # Enough threads for two blocking action callbacks (ours and the fake executor's) plus
+        # the cancel and result traffic, whatever the machine's CPU count.
+        self.executor = MultiThreadedExecutor(num_threads=8, context=self.context)
+        self.nodes = []
+        self.queries, self.goals, self.feedback = [], [], []
+        self.step_canceled = threading.Event()
+        self.steps_done = 0
+        fake = self.add(Node('fakes', namespace=self.namespace, context=self.context))
+        group = ReentrantCallbackGroup()
+        self.plan_pub = fake.create_publisher(ActionPlan, 'policy/plan', COMMAND_QOS)
+        self.status_pub = fake.create_publisher(SimStatus, 'sim/status', STATUS_QOS)
+        fake.create_subscription(PolicyQuery, 'policy/query', self.on_query, COMMAND_QOS,
+                                 callback_group=group)
+        self.server = ActionServer(fake, ExecuteStep, 'execute_step', self.on_step,
+                                   goal_callback=lambda _: GoalResponse.ACCEPT,
+                                   cancel_callback=lambda _: CancelResponse.ACCEPT,
+                                   callback_group=group)
+        self.fake = fake
+        self.publish_status()  # the reset's status, stamped before any step
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def start(self, **params):
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.task_node = self.add(TaskNode(namespace=self.namespace, context=self.context,
+                                           parameter_overrides=overrides))
+        self.client = ActionClient(self.fake, RunTask, 'run_task')
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        assert self.client.wait_for_server(timeout_sec=WAIT_S)
+        return self
+
+    def publish_status(self):
+        self.status_pub.publish(SimStatus(
+            header=Header(stamp=self.fake.get_clock().now().to_msg()),
+            steps=self.steps_done, success=self.steps_done >= self.succeed_after,
+            done=self.steps_done >= self.succeed_after))
+
+    def on_query(self, query: PolicyQuery):
+        self.queries.append(query)
+        if not self.answer:
+            return
+        step = ActionStep(step_number=1, object_text=f'block {query.query_id}',
+                          pick_x_norm=0.25, pick_y_norm=0.5, place_x_norm=0.75,
+                          place_y_norm=0.5, rotation_cw_deg=len(query.history) * 10)
+        # A stale answer to an older query first: it must be ignored.
+        self.plan_pub.publish(ActionPlan(query_id=query.query_id + 1000, steps=[step]))
+        self.plan_pub.publish(ActionPlan(query_id=query.query_id, steps=[step],
+                                         instruction=query.instruction,
+                                         model_image_width=256, model_image_height=128))
+
+    def on_step(self, goal_handle):
+        self.goals.append(goal_handle.request)
+        if self.hold_step:
+            deadline = time.monotonic() + WAIT_S
+            while not goal_handle.is_cancel_requested and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.step_canceled.set()
+            goal_handle.canceled()
+            return ExecuteStep.Result(success=False, error_code=7, message='canceled')
+        if not self.step_ok:
+            goal_handle.abort()
+            return ExecuteStep.Result(success=False, error_code=3,
+                                      message='target outside the workspace')
+        self.steps_done += 1
+        self.publish_status()
+        goal_handle.succeed()
+        return ExecuteStep.Result(success=True)
+
+    def run_task(self, instruction='put the red block in the bowl', max_steps=0,
+                 cancel=False):
+        sent = self.client.send_goal_async(RunTask.Goal(instruction=instruction,
+                                                        max_steps=max_steps),
+                                           feedback_callback=self.feedback.append)
+        handle = wait_for(sent)
+        assert handle.accepted
+        result = handle.get_result_async()
+        if cancel:  # once the step is running
+            deadline = time.monotonic() + WAIT_S
+            while not self.goals and time.monotonic() < deadline:
+                time.sleep(0.01)
+            wait_for(handle.cancel_goal_async())
+        return wait_for(result)
+
+    def close(self):
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def wait_for(future):
+    deadline = time.monotonic() + WAIT_S
+    while not future.done():
+        assert time.monotonic() < deadline, 'future not done in time'
+        time.sleep(0.01)
+    return future.result()
+
+
+@pytest.fixture
+def graph(request):
+    graphs = []
+
+    def make(params=None, **kwargs):
+        graphs.append(FakeGraph(**kwargs).start(**(params or {})))
+        return graphs[-1]
+    yield make
+    for g in graphs:
+        g.close()
+
+
+def test_runs_until_sim_reports_success_with_executed_history(graph):
+    g = graph(succeed_after=2)
+    response = g.run_task()
+    result = response.result
+    assert response.status == 4  # SUCCEEDED
+    assert result.success and result.message == 'success'
+    assert len(result.steps) == 2 and len(g.goals) == 2
+    # Each query carries the steps executed so far (as sent), and a not_before stamp.
+    assert [len(q.history) for q in g.queries] == [0, 1]
+    assert g.queries[1].history[0] == g.goals[0].step
+    assert g.queries[1].query_id > g.queries[0].query_id
+    assert all(q.not_before.sec > 0 for q in g.queries)
+    assert all(q.instruction == 'put the red block in the bowl' for q in g.queries)
+    # The plan's first step with the plan's model frame size went to the executor.
+    assert g.goals[1].step.rotation_cw_deg == 10
+    assert (g.goals[0].model_image_width, g.goals[0].model_image_height) == (256, 128)
+    statuses = [(f.feedback.step_number, f.feedback.status) for f in g.feedback]
+    assert statuses == [(1, 'executing'), (1, 'done'), (2, 'executing'), (2, 'done')]
+
+
+def test_step_limit_from_goal_and_from_parameter(graph):
+    g = graph(params={'max_steps': 2}, succeed_after=99)
+    result = g.run_task(max_steps=3).result
+    assert not result.success and result.message == 'step_limit' and len(result.steps) == 3
+    result = g.run_task(max_steps=0).result
+    assert not result.success and result.message == 'step_limit' and len(result.steps) == 2
+
+
+def test_without_sim_runs_to_the_step_limit(graph):
+    g = graph(params={'success_source': 'none'}, succeed_after=1)
+    result = g.run_task(max_steps=2).result
+    assert result.message == 'step_limit' and len(result.steps) == 2
+
+
+def test_failed_step_aborts_with_the_executor_message(graph):
+    g = graph(step_ok=False)
+    response = g.run_task()
+    assert response.status == 6  # ABORTED
+    assert not response.result.success and not response.result.steps
+    assert 'target outside the workspace' in response.result.message
+    assert 'error_code 3' in response.result.message
+    assert g.feedback[-1].feedback.status.startswith('failed: ')
+
+
+def test_silent_policy_aborts_with_a_message(graph):
+    g = graph(params={'policy_timeout_s': 0.5}, answer=False)
+    response = g.run_task()
+    assert response.status == 6
+    assert 'no plan for policy query' in response.result.message
+    assert not g.goals
+
+
+def test_cancel_cancels_the_running_step(graph):
+    g = graph(hold_step=True)
+    response = g.run_task(cancel=True)
+    assert response.status == 5  # CANCELED
+    assert response.result.message == 'canceled' and not response.result.success
+    assert g.step_canceled.wait(WAIT_S)
+
+
+class ScriptedPorts:
+    """TaskPorts over lists, for the ROS-free loop."""
+
+    def __init__(self, statuses, fail_at=None):
+        self.statuses, self.fail_at, self.executed = list(statuses), fail_at, []
+
+    def ask_policy(self, instruction, history):
+        return type('Plan', (), {'steps': (len(history),)})()
+
+    def execute(self, step, plan):
+        if step == self.fail_at:
+            raise StepFailedError('grasp failed')
+        self.executed.append(step)
+
+    def episode_status(self):
+        return self.statuses.pop(0)
+
+    def feedback(self, step_number, plan, status):
+        pass
+
+    def cancel_requested(self):
+        return False
+
+
+def test_loop_endings_without_ros():
+    done = EpisodeStatus(success=False, done=True)
+    running = EpisodeStatus(success=False, done=False)
+    outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running, done])).run('x')
+    assert (outcome.end, outcome.steps) == (TaskEnd.FAILURE, (0, 1))
+    outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running], fail_at=1)).run('x')
+    assert outcome.end is TaskEnd.FAILURE and 'grasp failed' in outcome.message
+    assert outcome.steps == (0,)
+    outcome = TaskLoop(TaskLoopConfig(max_steps=3), ScriptedPorts([None] * 3)).run('x')
+    assert (outcome.end, len(outcome.steps)) == (TaskEnd.STEP_LIMIT, 3)
+
+
+@pytest.mark.parametrize('field,value', [('max_steps', 0), ('policy_timeout_s', 0.0),
+                                         ('success_source', 'vima')])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TaskLoopConfig(**{field: value})
