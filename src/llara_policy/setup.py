@@ -27,8 +27,6 @@ setup(
             'perception_node = llara_policy.ros.perception_node:main',
             'executor_node = llara_policy.ros.executor_node:main',
             'sim_node = llara_policy.ros.sim_node:main',
-            'executor_node = llara_policy.ros.executor_node:main',
-            'sim_node = llara_policy.ros.sim_node:main',
             'policy_node = llara_policy.ros.policy_node:main',
             'task_node = llara_policy.ros.task_node:main',
             'llara_sim_render = llara_policy.sim.render:main',
