@@ -6,6 +6,7 @@ frames (VIMA's 256x128) are enlarged by a whole factor first so the text stays l
 """
 from collections.abc import Sequence
 import math
+import re
 
 import cv2
 import numpy as np
@@ -17,6 +18,7 @@ PLACE_RGB = (230, 30, 30)
 TEXT_RGB = (255, 255, 255)
 MIN_WIDTH_PX = 512
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PHRASE_TAGS = re.compile(r'</?p>')  # dropped from the drawn instruction, for legibility
 
 
 def _pixel(x_norm: float, y_norm: float, width: int, height: int) -> tuple[int, int]:
@@ -70,6 +72,6 @@ def draw_plan(model_rgb: np.ndarray, steps: Sequence[ActionStep], instruction: s
     radius = max(4, width // 80)
     for step in steps:
         _draw_step(image, step, radius, scale)
-    _text(image, _fit(instruction, width - 8, scale), (4, 16), scale)
+    _text(image, _fit(_PHRASE_TAGS.sub('', instruction), width - 8, scale), (4, 16), scale)
     _text(image, f'{latency_s * 1e3:.0f} ms', (4, height - 6), scale)
     return image
