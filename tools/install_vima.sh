@@ -54,7 +54,7 @@ else
     "'make vima VIMA=/path/to/VIMABench' (a clone of github.com/vimalabs/VIMABench or its .tar.xz)"
 fi
 [[ -e "$src" ]] || die "VIMA-Bench source '$src' does not exist (want a VIMABench clone or its .tar.xz)"
-src=$(cd "$(dirname "$src")" && pwd)/$(basename "$src")
+src=$(realpath "$src")
 
 # --- identity of what would be installed (source content, pins, this script) ---------------
 if [[ -d "$src" ]]; then
