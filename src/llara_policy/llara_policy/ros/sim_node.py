@@ -99,6 +99,8 @@ class SimNode(Node):
         self.create_service(SimReset, RESET_SERVICE, self.on_reset,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self._publish_episode()
+        self.get_logger().info(f'{self.config.task} seed {self.config.seed} '
+                               f'({self.config.partition}): {self.session.instruction}')
 
     def _run_step(self, execute):
         """Executor hook: the step under the world lock, scored; then status and plan."""
