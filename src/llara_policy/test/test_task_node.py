@@ -45,7 +45,7 @@ class FakeGraph:
         # the cancel and result traffic, whatever the machine's CPU count.
         self.executor = MultiThreadedExecutor(num_threads=8, context=self.context)
         self.nodes = []
-        self.queries, self.goals, self.feedback = [], [], []
+        self.queries, self.goals, self.feedback, self.statuses = [], [], [], []
         self.step_canceled = threading.Event()
         self.steps_done = 0
         fake = self.add(Node('fakes', namespace=self.namespace, context=self.context))
@@ -77,10 +77,11 @@ class FakeGraph:
         return self
 
     def publish_status(self):
-        self.status_pub.publish(SimStatus(
+        self.statuses.append(SimStatus(
             header=Header(stamp=self.fake.get_clock().now().to_msg()),
             steps=self.steps_done, success=self.steps_done >= self.succeed_after,
             done=self.steps_done >= self.succeed_after))
+        self.status_pub.publish(self.statuses[-1])
 
     def on_query(self, query: PolicyQuery):
         self.queries.append(query)
@@ -166,7 +167,8 @@ def test_runs_until_sim_reports_success_with_executed_history(graph):
     assert [len(q.history) for q in g.queries] == [0, 1]
     assert g.queries[1].history[0] == g.goals[0].step
     assert g.queries[1].query_id > g.queries[0].query_id
-    assert all(q.not_before.sec > 0 for q in g.queries)
+    # not_before: when the sim read the scene after the last motion (the latest sim/status).
+    assert [q.not_before for q in g.queries] == [s.header.stamp for s in g.statuses[:2]]
     assert all(q.instruction == 'put the red block in the bowl' for q in g.queries)
     # The plan's first step with the plan's model frame size went to the executor.
     assert g.goals[1].step.rotation_cw_deg == 10
@@ -187,6 +189,8 @@ def test_without_sim_runs_to_the_step_limit(graph):
     g = graph(params={'success_source': 'none'}, succeed_after=1)
     result = g.run_task(max_steps=2).result
     assert result.message == 'step_limit' and len(result.steps) == 2
+    # Without a sim the query's not_before is when it was made (after the last motion).
+    assert all(q.not_before == q.header.stamp for q in g.queries)
 
 
 def test_failed_step_aborts_with_the_executor_message(graph):

@@ -1,7 +1,7 @@
 """task_node: the `run_task` action (RunTask) closing the loop policy -> executor -> history.
 
 Parameters are the fields of `task_loop.TaskLoopConfig`. Per step it publishes a PolicyQuery on
-`policy/query` (not_before = now, after the last motion), waits for the ActionPlan with that
+`policy/query` (not_before = after the last motion), waits for the ActionPlan with that
 query_id on `policy/plan`, sends the plan's first step to the `execute_step` action and, with
 `success_source:=sim`, waits for the `sim/status` published after that step. Every wait is
 bounded; a cancel of the RunTask goal cancels the running ExecuteStep goal. One task at a time.
@@ -76,10 +76,15 @@ class GoalPorts:
             query_id = node.query_id
             node.plans.clear()
             node.pending_query_id = query_id
+            status = node.sim_status
         now = node.get_clock().now().to_msg()
+        # After the last motion: in sim, when the sim read the scene after it (the stamp of the
+        # latest sim/status: the reset's or the last step's, which the oracle's plan shares);
+        # on the robot, now (the ExecuteStep result came after the motion ended).
+        not_before = status.header.stamp if status is not None else now
         node.query_pub.publish(PolicyQuery(header=Header(stamp=now), query_id=query_id,
                                            instruction=instruction, history=list(history),
-                                           not_before=now))
+                                           not_before=not_before))
         return self._wait(lambda: node.plans.pop(query_id, None),
                           max(deadline - time.monotonic(), _POLL_S),
                           f'plan for policy query {query_id} on policy/plan')
@@ -225,8 +230,11 @@ class TaskNode(Node):
             goal_handle.canceled()
         else:
             goal_handle.abort()
-        log = self.get_logger().info if outcome.success else self.get_logger().warning
-        log(f'task ended after {len(outcome.steps)} steps: {outcome.message}')
+        summary = f'task ended after {len(outcome.steps)} steps: {outcome.message}'
+        if outcome.success:
+            self.get_logger().info(summary)
+        else:
+            self.get_logger().warning(summary)
         return RunTask.Result(success=outcome.success, steps=list(outcome.steps),
                               message=outcome.message)
 

@@ -1,0 +1,13 @@
+"""The 'sim' graph of llara_bringup.graphs, for `ros2 launch llara_bringup sim.launch.py`.
+
+Without a ROS 2 `launch` install run the same graph with
+`python -m llara_bringup.launch sim.launch.py [name:=value ...]`.
+"""
+GRAPH = 'sim.launch.py'
+
+
+def generate_launch_description():
+    """Build the LaunchDescription from the graph's one declaration."""
+    from llara_bringup.launch_description import build
+
+    return build(GRAPH)

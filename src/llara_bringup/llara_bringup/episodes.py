@@ -1,0 +1,109 @@
+"""Episodes through a running sim graph: `sim/reset` then `run_task`, and the success table.
+
+`EpisodeRunner` is a small rclpy client used by the embedded launcher. Every wait is bounded;
+an episode that cannot be reset or run is recorded as a failure with its message.
+"""
+from collections.abc import Iterable
+from dataclasses import dataclass
+import threading
+import time
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from llara_msgs.action import RunTask
+from llara_msgs.srv import SimReset
+
+# The sim graph is ready when these answer (sim_node's executor serves execute_step).
+SIM_SERVICES = ('sim/reset',)
+SIM_ACTIONS = {'run_task': RunTask}
+RESET_TIMEOUT_S = 120.0
+# One episode's whole RunTask (its steps each have their own bounds in task_node).
+EPISODE_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One episode: task, seed, success, steps executed, the RunTask message."""
+
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    message: str
+
+
+def success_table(results: Iterable[EpisodeResult]) -> str:
+    """Per-task successes, one line per task; the last line is `success: K/N`."""
+    results = list(results)
+    lines = [f'{"task":<32} {"success":>9} {"rate":>6}']
+    for task in dict.fromkeys(r.task for r in results):
+        done = [r for r in results if r.task == task]
+        wins = sum(r.success for r in done)
+        lines.append(f'{task:<32} {f"{wins}/{len(done)}":>9} {wins / len(done):>6.0%}')
+    wins = sum(r.success for r in results)
+    lines.append(f'success: {wins}/{len(results)}')
+    return '\n'.join(lines)
+
+
+def _wait(future, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no {what} within {timeout_s:g} s')
+        time.sleep(0.02)
+    return future.result()
+
+
+class EpisodeRunner:
+    """An rclpy client of the sim graph, spinning in a background thread."""
+
+    def __init__(self, log=print):
+        self.log = log
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, args=[])
+        self.node = Node('llara_launcher', context=self.context)
+        self.reset_client = self.node.create_client(SimReset, 'sim/reset')
+        self.task_client = ActionClient(self.node, RunTask, 'run_task')
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def wait_for_graph(self, timeout_s: float, alive=lambda: True) -> None:
+        """Wait until sim/reset and run_task answer; TimeoutError naming what is missing."""
+        deadline = time.monotonic() + timeout_s
+        waits = {'sim/reset': lambda: self.reset_client.wait_for_service(timeout_sec=0.2),
+                 'run_task': lambda: self.task_client.wait_for_server(timeout_sec=0.2)}
+        for name, ready in waits.items():
+            while not ready():
+                alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f'{name} not available within {timeout_s:g} s')
+
+    def run_episode(self, task: str, seed: int) -> EpisodeResult:
+        """Reset the sim to (task, seed) and run the episode's instruction through run_task."""
+        response = _wait(self.reset_client.call_async(SimReset.Request(task=task, seed=seed)),
+                         RESET_TIMEOUT_S, 'sim/reset response')
+        if not response.success:
+            return EpisodeResult(task, seed, False, 0, f'reset failed: {response.message}')
+        goal = RunTask.Goal(instruction=response.instruction, max_steps=response.max_steps)
+        handle = _wait(self.task_client.send_goal_async(goal), RESET_TIMEOUT_S,
+                       'run_task goal response')
+        if not handle.accepted:
+            return EpisodeResult(task, seed, False, 0, 'run_task rejected the goal')
+        try:
+            result = _wait(handle.get_result_async(), EPISODE_TIMEOUT_S, 'run_task result')
+        except TimeoutError:
+            _wait(handle.cancel_goal_async(), RESET_TIMEOUT_S, 'run_task cancel')
+            raise
+        return EpisodeResult(task, seed, result.result.success, len(result.result.steps),
+                             result.result.message)
+
+    def close(self) -> None:
+        """Stop spinning and release the client node."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -1,0 +1,292 @@
+"""The one declaration of each LLaRA graph (sim, xarm, vima), in plain Python data.
+
+`launch/<graph>.launch.py` (for a full ROS 2 install) and the embedded launcher
+(`python -m llara_bringup.launch`, for our wheels without `launch`) both call `resolve()` on
+the same `Graph`, so their nodes, parameters and remappings cannot drift. A node parameter is a
+literal, an `Arg` (the launch argument's value) or a `Derived` (a function of argument values,
+e.g. `policy:=oracle` or a model directory). `config/<graph>.yaml` holds only deltas from the
+config dataclasses' defaults and is passed to every node as its params file.
+"""
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+PACKAGE = 'llara_bringup'
+NODE_PACKAGE = 'llara_policy'
+# VIMA-Bench test seeds start here (llara_policy.sim.episode.SEED_RANGES); episode k of a run
+# with seed:=N uses TEST_SEED_BASE + N + k.
+TEST_SEED_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A launch argument: name, default (a string, as on the command line), description, type.
+
+    `kind` (bool, int, float or str) is how the string is read; a str argument stays a
+    string even when it looks like a number (`camera:=0` is a device index string).
+    """
+
+    name: str
+    default: str
+    description: str
+    kind: type = str
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A node parameter whose value is the launch argument `name`, read as its `kind`."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A node parameter computed from launch arguments: `function(*values of names)`."""
+
+    function: Callable[..., Any]
+    names: tuple[str, ...]
+
+
+ParamValue = Union[bool, int, float, str, Arg, Derived]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node process: `ros2 run <package> <executable>` named `name`."""
+
+    executable: str
+    name: str
+    parameters: Mapping[str, ParamValue] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    package: str = NODE_PACKAGE
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A graph: launch arguments, nodes, the YAML deltas file, whether it runs episodes.
+
+    `unsupported` names what is missing when the graph is declared but cannot run yet.
+    """
+
+    name: str
+    description: str
+    arguments: tuple[Argument, ...]
+    nodes: tuple[NodeSpec, ...]
+    runs_episodes: bool = False
+    unsupported: str = ''
+
+    @property
+    def launch_file(self) -> str:
+        """The launch file name (`sim.launch.py`)."""
+        return f'{self.name}.launch.py'
+
+    @property
+    def config_file(self) -> str:
+        """The YAML deltas file name, relative to the package's config/ folder."""
+        return f'{self.name}.yaml'
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    """A node with concrete parameter values (what both launchers start)."""
+
+    package: str
+    executable: str
+    name: str
+    parameters: dict[str, Any]
+    remappings: tuple[tuple[str, str], ...]
+
+    @property
+    def renamed(self) -> bool:
+        """Return whether the node is renamed (`__node:=name`).
+
+        A rename applies to every node of the process (sim_node hosts three), so a node named
+        as its executable keeps its names.
+        """
+        return self.name != self.executable
+
+
+def parse_value(text: str, kind: type) -> Any:
+    """Read a `name:=value` string as `kind`; ValueError naming the expected type."""
+    if kind is str:
+        return text
+    value = yaml.safe_load(text) if text.strip() else None
+    if kind is float and type(value) is int:
+        value = float(value)
+    if type(value) is not kind:
+        raise ValueError(f'{text!r} is not a {kind.__name__}')
+    return value
+
+
+def policy_parameters(policy: str) -> dict[str, Any]:
+    """`policy:=oracle` follows sim/oracle_plan; anything else is a model directory."""
+    if policy == 'oracle':
+        return {'policy': 'oracle'}
+    return {'policy': 'model', 'model_path': policy}
+
+
+def _policy_mode(policy: str) -> str:
+    return policy_parameters(policy)['policy']
+
+
+def _model_path(policy: str) -> str:
+    return policy_parameters(policy).get('model_path', '')
+
+
+_POLICY_ARGS = (
+    Argument('policy', 'oracle', "'oracle' (follow the sim's oracle; simulation only) or a "
+             'model directory (LLaRA checkpoint)'),
+    Argument('quantization', 'none', "model weights: 'none', 'int8' or 'nf4' (bitsandbytes)"),
+    Argument('device', 'auto', "torch device of the model: 'auto', 'cpu', 'cuda', 'cuda:1'"),
+    Argument('prompt_mode', 'inBC', "'inBC' or 'D-inBC' (task text carries object boxes)"),
+)
+_POLICY_NODE = NodeSpec('policy_node', 'policy_node', {
+    'policy': Derived(_policy_mode, ('policy',)),
+    'model_path': Derived(_model_path, ('policy',)),
+    'quantization': Arg('quantization'),
+    'device': Arg('device'),
+    'prompt_mode': Arg('prompt_mode'),
+})
+_TASK_ARGS = (
+    Argument('max_steps', '8', 'steps per task when a RunTask goal asks for 0 (LLaRA: 8)', int),
+    Argument('policy_timeout_s', '60.0', 'longest wait for the plan of one policy query (s)',
+             float),
+)
+_SIM_ARGS = (
+    Argument('task', 'visual_manipulation', 'VIMA task of the episodes (e.g. rotate)'),
+    Argument('partition', 'placement_generalization',
+             'VIMA partition: placement_, combinatorial_ or novel_object_generalization'),
+    Argument('seed', '0', f'first episode seed offset: episode k uses test seed '
+             f'{TEST_SEED_BASE:,} + seed + k', int),
+    Argument('episodes', '1', 'episodes the embedded launcher runs through sim/reset and '
+             'run_task (0: start the graph only)', int),
+    Argument('renderer', 'auto', "sim camera renderer: 'auto', 'egl' or 'tiny' (CPU)"),
+)
+
+
+def _task_node() -> NodeSpec:
+    return NodeSpec('task_node', 'task_node', {
+        'max_steps': Arg('max_steps'),
+        'policy_timeout_s': Arg('policy_timeout_s'),
+    })
+
+
+def _sim_node() -> NodeSpec:
+    return NodeSpec('sim_node', 'sim_node', {
+        'task': Arg('task'),
+        'partition': Arg('partition'),
+        'seed': Derived(lambda seed: TEST_SEED_BASE + seed, ('seed',)),
+        'renderer': Arg('renderer'),
+    })
+
+
+SIM = Graph(
+    name='sim',
+    description='Embedded sim: sim_node (camera + sim arm executor + sim/reset), policy_node, '
+                'task_node',
+    arguments=_SIM_ARGS + _POLICY_ARGS + _TASK_ARGS,
+    nodes=(_sim_node(), _POLICY_NODE, _task_node()),
+    runs_episodes=True,
+)
+
+XARM = Graph(
+    name='xarm',
+    description='Real xArm: perception_node (camera), policy_node, executor_node (xArm), '
+                'task_node',
+    arguments=(
+        Argument('robot_ip', '192.168.1.185', 'xArm controller IP address'),
+        Argument('camera', '0', 'camera source: device index, video file, URL or image folder'),
+        Argument('camera_rate_hz', '10.0', 'camera frames per second', float),
+        Argument('calibration_file', '', 'calibration YAML (llara_calibrate); required'),
+        Argument('dry_run', 'true', 'compute and check every step, never move the arm', bool),
+        Argument('policy', '', 'model directory (LLaRA checkpoint); required on the robot'),
+    ) + _POLICY_ARGS[1:] + _TASK_ARGS,
+    nodes=(
+        NodeSpec('perception_node', 'perception_node', {
+            'source': Arg('camera'), 'rate_hz': Arg('camera_rate_hz'),
+            'calibration_file': Arg('calibration_file')}),
+        _POLICY_NODE,
+        NodeSpec('executor_node', 'executor_node', {
+            'xarm.robot_ip': Arg('robot_ip'), 'calibration_file': Arg('calibration_file'),
+            'dry_run': Arg('dry_run')}),
+        _task_node(),
+    ),
+)
+
+VIMA = Graph(
+    name='vima',
+    description='VIMA-Bench: like sim, with the VIMA-Bench environment as camera and arm',
+    arguments=SIM.arguments,
+    nodes=SIM.nodes,
+    runs_episodes=True,
+    unsupported='sim_node has no VIMA-Bench backend yet (SimNodeConfig has no backend '
+                'parameter; llara_policy.sim.vima_bench.VimaBenchEnv is not served as a node)',
+)
+
+GRAPHS: dict[str, Graph] = {graph.launch_file: graph for graph in (SIM, XARM, VIMA)}
+
+
+def config_path(graph: Graph) -> Path:
+    """Return the YAML deltas file: the source tree's (symlink installs) or the installed one."""
+    source = Path(__file__).resolve().parents[1] / 'config' / graph.config_file
+    if source.is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory(PACKAGE)) / 'config' / graph.config_file
+
+
+def graph_for(launch_file: str) -> Graph:
+    """Return the graph of a launch file name (`sim.launch.py` or a path ending in it)."""
+    name = Path(launch_file).name
+    if name not in GRAPHS:
+        raise KeyError(f'unknown launch file {launch_file!r}; known: {", ".join(GRAPHS)}')
+    return GRAPHS[name]
+
+
+def argument_values(graph: Graph, given: Mapping[str, str]) -> dict[str, str]:
+    """Defaults overlaid with `given`; KeyError listing the valid names for an unknown one."""
+    valid = [arg.name for arg in graph.arguments]
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise KeyError(f'{graph.launch_file}: unknown argument(s) {", ".join(unknown)}; valid: '
+                       + ', '.join(f'{a.name} (default {a.default!r})' for a in graph.arguments))
+    return {arg.name: str(given.get(arg.name, arg.default)) for arg in graph.arguments}
+
+
+def typed_arguments(graph: Graph, given: Mapping[str, str]) -> dict[str, Any]:
+    """Argument values read as their kinds; ValueError naming a bad argument."""
+    typed = {}
+    for arg in graph.arguments:
+        text = argument_values(graph, given)[arg.name]
+        try:
+            typed[arg.name] = parse_value(text, arg.kind)
+        except ValueError as err:
+            raise ValueError(f'{graph.launch_file}: argument {arg.name}: {err}') from None
+    return typed
+
+
+def _value(value: ParamValue, args: Mapping[str, Any]) -> Any:
+    if isinstance(value, Arg):
+        return args[value.name]
+    if isinstance(value, Derived):
+        return value.function(*(args[name] for name in value.names))
+    return value
+
+
+def resolve(graph: Graph, given: Optional[Mapping[str, str]] = None) -> list[ResolvedNode]:
+    """Return the nodes with concrete parameters for the given launch argument values.
+
+    A parameter that resolves to '' or None is left out, so the node's default applies.
+    """
+    args = typed_arguments(graph, given or {})
+    nodes = []
+    for spec in graph.nodes:
+        values = {key: _value(value, args) for key, value in spec.parameters.items()}
+        nodes.append(ResolvedNode(spec.package, spec.executable, spec.name,
+                                  {k: v for k, v in values.items() if v not in ('', None)},
+                                  spec.remappings))
+    return nodes

@@ -1,0 +1,189 @@
+"""Embedded launcher: `python -m llara_bringup.launch sim.launch.py task:=rotate episodes:=20`.
+
+For machines without ROS 2 `launch` (ours): the same launch file names and `name:=value`
+arguments as `ros2 launch llara_bringup ...`, the same resolved nodes (`graphs.resolve`). Each
+node runs as `python -m llara_policy.ros.<executable> --ros-args ...` in its own process group
+with its output prefixed by its name. A graph that runs episodes waits for `sim/reset` and
+`run_task`, runs them, prints the per-task success table (last line `success: K/N`) and shuts
+down; otherwise it runs until Ctrl-C. Shutdown: SIGINT to every child, SIGKILL after a timeout.
+"""
+from collections.abc import Sequence
+import contextlib
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Optional
+
+from llara_bringup.graphs import (
+    GRAPHS,
+    TEST_SEED_BASE,
+    Graph,
+    ResolvedNode,
+    config_path,
+    graph_for,
+    resolve,
+    typed_arguments,
+)
+
+GRAPH_TIMEOUT_S = 180.0  # model loading included; the sim graph is normally up in seconds
+SHUTDOWN_TIMEOUT_S = 10.0
+USAGE = ('usage: python -m llara_bringup.launch <launch file> [name:=value ...]\n'
+         f'launch files: {", ".join(GRAPHS)}')
+
+
+class LaunchError(Exception):
+    """A bad command line or a graph that did not come up; the message is for the user."""
+
+
+def parse_command_line(argv: Sequence[str]) -> tuple[Graph, dict[str, str]]:
+    """(graph, given arguments) from `<launch file> name:=value ...`; LaunchError if bad."""
+    if not argv or argv[0] in ('-h', '--help'):
+        raise LaunchError(USAGE)
+    try:
+        graph = graph_for(argv[0])
+    except KeyError as err:
+        raise LaunchError(f'{err.args[0]}\n{USAGE}') from None
+    given = {}
+    for item in argv[1:]:
+        name, sep, value = item.partition(':=')
+        if not sep or not name:
+            raise LaunchError(f'arguments are name:=value, got {item!r}')
+        given[name] = value
+    try:
+        typed_arguments(graph, given)
+    except (KeyError, ValueError) as err:
+        raise LaunchError(str(err.args[0])) from None
+    return graph, given
+
+
+def ros_value(value: Any) -> str:
+    """Format a parameter value as `-p name:=value` text that ROS reads back as the same type."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"  # a YAML string, even for '0' or 'true'
+
+
+def node_command(node: ResolvedNode, params_file: Optional[Path]) -> list[str]:
+    """Return the command line that runs `node` like `ros2 run` with the launch file's settings."""
+    module = f'{node.package}.ros.{node.executable}'
+    cmd = [sys.executable, '-m', module, '--ros-args']
+    if node.renamed:
+        cmd += ['-r', f'__node:={node.name}']
+    if params_file is not None:
+        cmd += ['--params-file', str(params_file)]
+    for name, value in node.parameters.items():
+        cmd += ['-p', f'{name}:={ros_value(value)}']
+    for source, target in node.remappings:
+        cmd += ['-r', f'{source}:={target}']
+    return cmd
+
+
+class Child:
+    """One node process in its own process group, its output prefixed by its name."""
+
+    def __init__(self, name: str, cmd: list[str]):
+        self.name = name
+        env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, text=True,
+                                        start_new_session=True)
+        self.reader = threading.Thread(target=self._forward, daemon=True)
+        self.reader.start()
+
+    def _forward(self) -> None:
+        for line in self.process.stdout:
+            print(f'[{self.name}] {line.rstrip()}', flush=True)
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the child's process group (gone already: nothing to do)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+
+def stop_children(children: list[Child], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """SIGINT to every child, then SIGKILL to those still running after `timeout_s`."""
+    for child in children:
+        if child.process.poll() is None:
+            child.signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        try:
+            child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            print(f'[launch] {child.name} did not stop on SIGINT: killed', flush=True)
+            child.signal(signal.SIGKILL)
+            child.process.wait(timeout=timeout_s)
+        child.reader.join(timeout=1.0)
+
+
+def _check_alive(children: list[Child]) -> None:
+    for child in children:
+        code = child.process.poll()
+        if code is not None:
+            raise LaunchError(f'{child.name} exited with code {code} (see its log above)')
+
+
+def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> int:
+    """Run the episodes through sim/reset + run_task; print the table; return the exit code."""
+    from llara_bringup.episodes import EpisodeRunner, success_table
+
+    args = typed_arguments(graph, given)
+    runner = EpisodeRunner()
+    try:
+        runner.wait_for_graph(GRAPH_TIMEOUT_S, alive=lambda: _check_alive(children))
+        results = []
+        for k in range(args['episodes']):
+            seed = TEST_SEED_BASE + args['seed'] + k
+            _check_alive(children)
+            result = runner.run_episode(args['task'], seed)
+            print(f'[launch] episode {k + 1}/{args["episodes"]} {result.task} seed {seed}: '
+                  f'{"success" if result.success else "failure"} after {result.steps} steps '
+                  f'({result.message})', flush=True)
+            results.append(result)
+        print(success_table(results), flush=True)
+    except TimeoutError as err:
+        raise LaunchError(str(err)) from None
+    finally:
+        runner.close()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; exit 0 when the graph ran, 1 when it failed, 2 on a bad command line."""
+    try:
+        graph, given = parse_command_line(sys.argv[1:] if argv is None else argv)
+        if graph.unsupported:
+            raise LaunchError(f'{graph.launch_file} cannot run yet: {graph.unsupported}')
+    except LaunchError as err:
+        print(f'llara_bringup.launch: {err}', file=sys.stderr)
+        return 2
+    params_file = config_path(graph)
+    children: list[Child] = []
+    try:
+        for node in resolve(graph, given):
+            cmd = node_command(node, params_file)
+            print(f'[launch] {node.name}: {" ".join(cmd[1:])}', flush=True)
+            children.append(Child(node.name, cmd))
+        if graph.runs_episodes and typed_arguments(graph, given)['episodes'] > 0:
+            return run_episodes(graph, given, children)
+        while True:  # the graph runs until Ctrl-C or a node exits
+            _check_alive(children)
+            time.sleep(0.5)
+    except LaunchError as err:
+        print(f'llara_bringup.launch: {err}', file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print('[launch] interrupted: stopping the graph', flush=True)
+        return 0
+    finally:
+        stop_children(children)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
