@@ -1,0 +1,125 @@
+"""The launch files and the embedded launcher cannot drift: both build their nodes from
+graphs.resolve. Each launch file runs here against recording stand-ins of launch/launch_ros
+(not installable from PyPI), and its arguments and nodes are compared with the declaration and
+with the embedded launcher's command lines; the launcher's command-line errors."""
+from pathlib import Path
+import runpy
+import sys
+import types
+
+import pytest
+
+from llara_bringup import graphs
+from llara_bringup.launch import LaunchError, main, node_command, parse_command_line, ros_value
+
+LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
+
+
+class Recorded:
+    """Any launch action: its positional and keyword arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """Install recording `launch` and `launch_ros` modules for the duration of a test."""
+    modules = {name: types.ModuleType(name) for name in (
+        'launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+    modules['launch'].LaunchDescription = lambda actions: list(actions)
+    for name in ('DeclareLaunchArgument', 'OpaqueFunction'):
+        setattr(modules['launch.actions'], name, type(name, (Recorded,), {}))
+    modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
+    modules['launch_ros.actions'].Node = type('Node', (Recorded,), {})
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def launch_file_nodes(path: Path, values: dict):
+    """(declared arguments, Node kwargs) a launch file produces for argument `values`."""
+    description = runpy.run_path(str(path))['generate_launch_description']()
+    declared = [a for a in description if type(a).__name__ == 'DeclareLaunchArgument']
+    opaque = [a for a in description if type(a).__name__ == 'OpaqueFunction']
+    assert len(opaque) == 1
+    context = {a.args[0]: a.kwargs['default_value'] for a in declared} | values
+    nodes = opaque[0].kwargs['function'](context)
+    return declared, [n.kwargs for n in nodes]
+
+
+def test_every_graph_has_its_launch_file_and_config():
+    assert {p.name for p in LAUNCH_DIR.glob('*.launch.py')} == set(graphs.GRAPHS)
+    for graph in graphs.GRAPHS.values():
+        assert graphs.config_path(graph).is_file()
+
+
+def test_launch_files_import_without_launch_installed():
+    for path in LAUNCH_DIR.glob('*.launch.py'):
+        assert callable(runpy.run_path(str(path))['generate_launch_description'])
+
+
+@pytest.mark.parametrize('launch_file', sorted(graphs.GRAPHS))
+@pytest.mark.parametrize('values', [{}, {'policy': '/models/llara', 'max_steps': '5'}])
+def test_launch_file_and_embedded_launcher_agree(fake_launch, launch_file, values):
+    graph = graphs.graph_for(launch_file)
+    declared, nodes = launch_file_nodes(LAUNCH_DIR / launch_file, values)
+    assert [(a.args[0], a.kwargs['default_value'], a.kwargs['description'])
+            for a in declared] == [(a.name, a.default, a.description) for a in graph.arguments]
+    resolved = graphs.resolve(graph, values)
+    params_file = str(graphs.config_path(graph))
+    assert [n['executable'] for n in nodes] == [n.executable for n in resolved]
+    for kwargs, node in zip(nodes, resolved, strict=True):
+        assert kwargs['package'] == node.package == 'llara_policy'
+        assert kwargs['name'] == (node.name if node.renamed else None)
+        assert kwargs['parameters'] == [params_file, node.parameters]
+        assert kwargs['remappings'] == list(node.remappings)
+        # The embedded launcher passes exactly these parameters on the command line.
+        cmd = node_command(node, Path(params_file))
+        assert cmd[cmd.index('--params-file') + 1] == params_file
+        passed = [cmd[i + 1] for i, item in enumerate(cmd) if item == '-p']
+        assert passed == [f'{k}:={ros_value(v)}' for k, v in kwargs['parameters'][1].items()]
+
+
+def test_sim_graph_nodes_and_policy_argument():
+    nodes = {n.name: n for n in graphs.resolve(graphs.SIM, {'seed': '3', 'task': 'rotate'})}
+    assert list(nodes) == ['sim_node', 'policy_node', 'task_node']
+    assert nodes['sim_node'].parameters['seed'] == 1_000_003
+    assert nodes['sim_node'].parameters['task'] == 'rotate'
+    assert nodes['policy_node'].parameters['policy'] == 'oracle'
+    assert 'model_path' not in nodes['policy_node'].parameters
+    model = graphs.resolve(graphs.SIM, {'policy': '/m'})[1].parameters
+    assert (model['policy'], model['model_path']) == ('model', '/m')
+    xarm = [n.name for n in graphs.resolve(graphs.XARM)]
+    assert xarm == ['perception_node', 'policy_node', 'executor_node', 'task_node']
+
+
+def test_string_arguments_stay_strings_on_the_command_line():
+    node = graphs.resolve(graphs.XARM, {'camera': '0'})[0]
+    assert node.parameters['source'] == '0'
+    assert "source:='0'" in node_command(node, None)
+    assert ros_value(True) == 'true' and ros_value(3) == '3' and ros_value("it's") == "'it''s'"
+
+
+@pytest.mark.parametrize('argv,message', [
+    ([], 'usage'),
+    (['nope.launch.py'], 'unknown launch file'),
+    (['sim.launch.py', 'bogus:=1'], 'valid: task'),
+    (['sim.launch.py', 'seed:=x'], 'argument seed'),
+    (['sim.launch.py', 'task=rotate'], 'name:=value'),
+])
+def test_bad_command_lines_are_clear_errors(argv, message):
+    with pytest.raises(LaunchError, match=message):
+        parse_command_line(argv)
+
+
+def test_unsupported_graph_exits_2_naming_what_is_missing(capsys):
+    assert main(['vima.launch.py']) == 2
+    assert 'VIMA-Bench backend' in capsys.readouterr().err
