@@ -6,6 +6,8 @@ import random
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -43,3 +45,28 @@ def test_oracle_succeeds_on_three_seeds_through_the_graph(task):
     for name in ('sim_node', 'policy_node', 'task_node'):
         assert any(line.startswith(f'[{name}]') for line in lines)
     assert 'did not stop on SIGINT' not in output
+
+
+def test_sigint_stops_every_node_and_exits_0():
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               ROS_DOMAIN_ID=str(random.Random(os.getpid() + 1).randint(100, 200)))
+    process = subprocess.Popen([sys.executable, '-m', 'llara_bringup.launch', 'sim.launch.py',
+                                'episodes:=0', 'renderer:=tiny'],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, start_new_session=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not any('run_task ready' in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, ''.join(lines)
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=60) == 0, ''.join(lines)
+        reader.join(timeout=10)
+        assert 'did not stop on SIGINT' not in ''.join(lines)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

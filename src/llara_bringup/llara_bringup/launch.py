@@ -84,6 +84,17 @@ def node_command(node: ResolvedNode, params_file: Optional[Path]) -> list[str]:
     return cmd
 
 
+def _default_signals() -> None:
+    # A launcher started in the background of a script inherits SIGINT ignored; its nodes
+    # must still stop on the SIGINT it sends them.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 class Child:
     """One node process in its own process group, its output prefixed by its name."""
 
@@ -92,7 +103,7 @@ class Child:
         env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, text=True,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_default_signals)
         self.reader = threading.Thread(target=self._forward, daemon=True)
         self.reader.start()
 
@@ -165,6 +176,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     params_file = config_path(graph)
     children: list[Child] = []
+    # Ctrl-C and SIGTERM (docker stop, a parent's kill) both stop the graph cleanly, even when
+    # this process was started with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         for node in resolve(graph, given):
             cmd = node_command(node, params_file)
