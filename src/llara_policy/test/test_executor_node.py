@@ -14,7 +14,7 @@ import threading
 from action_msgs.msg import GoalStatus
 import pytest
 from rclpy.parameter import Parameter
-from ros_harness import WAIT_S, Harness, wait_for
+from ros_harness import WAIT_S, Harness
 
 from llara_msgs.action import ExecuteStep
 from llara_msgs.srv import ResetExecutor, StopExecutor
@@ -93,7 +93,7 @@ def test_oracle_step_succeeds_with_base_targets_and_phase_feedback(harness, env)
     assert result.place_in_base.point.z == pytest.approx(env.table_support_m)
     assert result.pick_in_base.header.frame_id == env.calibration.base_frame
     assert result.yaw_change_deg == pytest.approx(oracle.action.yaw_change_deg, abs=1.0)
-    wait_for(lambda: len(feedback) == len(Phase), 'feedback of every phase')
+    harness.wait(lambda: len(feedback) == len(Phase), 'feedback of every phase')
     assert [f.phase for f in feedback] == list(Phase)
     assert [f.phase_name for f in feedback][-1] == 'retreat'
     assert [f.progress for f in feedback] == sorted(f.progress for f in feedback)
@@ -149,7 +149,7 @@ def test_stop_during_a_motion_aborts_the_goal_and_a_second_goal_is_busy(harness,
     node = start(harness, env)
     gate = Gate(env.arm)
     handle = harness.send_step(goal_of(env.oracle().step))
-    wait_for(gate.reached.is_set, 'the first motion')
+    harness.wait(gate.reached.is_set, 'the first motion')
     status, busy = harness.execute(goal_of(env.oracle().step))
     assert status == GoalStatus.STATUS_ABORTED and busy.error_code == ErrorCode.BUSY
     refused = harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request())
@@ -171,9 +171,9 @@ def test_cancel_during_a_motion_cancels_the_goal(harness, env):
     start(harness, env)
     gate = Gate(env.arm)
     handle = harness.send_step(goal_of(env.oracle().step))
-    wait_for(gate.reached.is_set, 'the first motion')
+    harness.wait(gate.reached.is_set, 'the first motion')
     cancel = handle.cancel_goal_async()
-    wait_for(cancel.done, 'cancel response')
+    harness.wait(cancel.done, 'cancel response')
     assert len(cancel.result().goals_canceling) == 1
     gate.open()
     status, result = harness.result_of(handle)

@@ -10,7 +10,7 @@ import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
-from ros_harness import Harness, wait_for
+from ros_harness import Harness
 from sensor_msgs.msg import Image
 
 from llara_msgs.action import ExecuteStep
@@ -68,27 +68,27 @@ def test_oracle_plan_executed_through_execute_step_succeeds_and_frames_change(si
     assert reset.success and reset.max_steps == sim.sim.session.env.step_limit
     assert reset.instruction.startswith('Put the <p>') and '{' not in reset.instruction
     reset_ns = sim.client.get_clock().now().nanoseconds
-    wait_for(lambda: any(stamp_ns(s) >= reset_ns or s.steps == 0 for s in sim.statuses),
+    sim.wait(lambda: any(stamp_ns(s) >= reset_ns or s.steps == 0 for s in sim.statuses),
              'sim/status after the reset')
     status = sim.statuses[-1]
     assert (status.task, status.seed, status.steps, status.success, status.done) == (
         'visual_manipulation', 0, 0, False, False)
-    wait_for(lambda: sim.plans, 'the oracle plan')
+    sim.wait(lambda: sim.plans, 'the oracle plan')
     plan = sim.plans[-1]
     assert plan.raw_text.startswith('Step 1: Pick up the <p>') and len(plan.steps) == 1
     assert plan.instruction == reset.instruction
     assert (plan.model_image_width, plan.model_image_height) == (256, 128)
-    wait_for(lambda: sim.images, 'a camera frame')
+    sim.wait(lambda: sim.images, 'a camera frame')
     before = image_to_numpy(sim.images[-1], 'rgb8')
     assert before.shape == (128, 256, 3)
 
     status, result = sim.run_plan(plan)
     done_ns = sim.client.get_clock().now().nanoseconds
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success and not result.dry_run
-    wait_for(lambda: sim.statuses[-1].steps == 1, 'sim/status after the step')
+    sim.wait(lambda: sim.statuses[-1].steps == 1, 'sim/status after the step')
     assert sim.statuses[-1].success and sim.statuses[-1].done
     # A frame stamped after the motion shows the new scene (the object moved).
-    wait_for(lambda: any(stamp_ns(m) >= done_ns for m in sim.images), 'a frame after the step')
+    sim.wait(lambda: any(stamp_ns(m) >= done_ns for m in sim.images), 'a frame after the step')
     after = image_to_numpy(next(m for m in sim.images if stamp_ns(m) >= done_ns), 'rgb8')
     assert not np.array_equal(before, after)
     assert sim.sim.session.oracle_plan() is None  # nothing to plan once the episode is over
@@ -105,17 +105,17 @@ def test_reset_to_another_task_rebuilds_the_world_and_the_executor_follows(sim):
     assert reset.success and 'otate' in reset.instruction
     arm = sim.sim.session.env.arm
     assert arm is not old_arm and sim.sim.executor_node.arm is arm
-    wait_for(lambda: sim.plans and sim.plans[-1].instruction == reset.instruction,
+    sim.wait(lambda: sim.plans and sim.plans[-1].instruction == reset.instruction,
              'the rotate plan')
     status, result = sim.run_plan(sim.plans[-1])
     assert status == GoalStatus.STATUS_SUCCEEDED
-    wait_for(lambda: sim.statuses[-1].task == 'rotate' and sim.statuses[-1].steps == 1,
+    sim.wait(lambda: sim.statuses[-1].task == 'rotate' and sim.statuses[-1].steps == 1,
              'sim/status after the rotate step')
     assert sim.statuses[-1].seed == 1_000_002 and sim.statuses[-1].success
 
 
 def test_a_bad_reset_is_refused_and_the_episode_goes_on(sim):
-    wait_for(lambda: sim.plans, 'the first plan')
+    sim.wait(lambda: sim.plans, 'the first plan')
     bad = sim.reset(seed=0, task='no_such_task')
     assert not bad.success and 'no_such_task' in bad.message
     bad = sim.reset(seed=-1)
@@ -125,14 +125,14 @@ def test_a_bad_reset_is_refused_and_the_episode_goes_on(sim):
 
 
 def test_a_failed_step_is_not_counted_and_the_node_keeps_serving(sim):
-    wait_for(lambda: sim.plans, 'the first plan')
+    sim.wait(lambda: sim.plans, 'the first plan')
     sim.sim.session.env.arm.inject_fault(Fault('set_position', -7))
     status, result = sim.run_plan(sim.plans[-1])
     assert status == GoalStatus.STATUS_ABORTED
     assert (result.error_code, result.arm_code) == (ErrorCode.ARM, -7)
     assert sim.sim.session.state().steps == 0
     assert sim.reset(seed=0).success  # a fresh episode clears the executor's fault
-    wait_for(lambda: sim.statuses[-1].steps == 0, 'status after the reset')
+    sim.wait(lambda: sim.statuses[-1].steps == 0, 'status after the reset')
     status, result = sim.run_plan(sim.plans[-1])
     assert status == GoalStatus.STATUS_SUCCEEDED
 
