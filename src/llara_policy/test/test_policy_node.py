@@ -2,6 +2,7 @@
 unparseable answers and stale frames are counted and never published, oracle mode follows
 sim/oracle_plan, the image callback stores frames while the model runs; startup errors."""
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -42,7 +43,9 @@ class Harness:
 
     def __init__(self):
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        # An own DDS domain: other graphs on this machine (a sim, parallel test runs) publish
+        # camera/image and sim/oracle_plan too.
+        rclpy.init(context=self.context, domain_id=random.Random().randint(100, 200))
         self.executor = MultiThreadedExecutor(context=self.context)
         self.nodes = []
         self.io = self.add(Node('test_io', context=self.context))
