@@ -239,3 +239,22 @@ def test_entry_points_are_declared():
     setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text()
     for name in ('executor_node', 'sim_node'):
         assert f"'{name} = llara_policy.ros.{name}:main'" in setup
+
+
+def test_the_executor_undoes_the_crop_policy_node_applies():
+    # policy_node cuts camera frames with model.serving.to_model_frame; the executor's default
+    # preprocess must map a point of that model frame back to the same camera pixel.
+    import numpy as np
+
+    from llara_policy.geometry.preprocessing import FramePreprocess
+    from llara_policy.model.serving import to_model_frame
+    from llara_policy.ros.executor_params import CalibrationParams
+
+    camera = np.zeros((480, 640, 3), np.uint8)
+    camera[200:206, 500:506] = 255  # a bright dot at camera pixel (502.5, 202.5)
+    model = to_model_frame(camera)
+    rows, cols = np.nonzero(model[:, :, 0] > 100)
+    model_uv = (cols.mean() + 0.5, rows.mean() + 0.5)  # pixel-centre convention
+    preprocess = getattr(FramePreprocess, CalibrationParams().preprocess)(640, 480)
+    back = preprocess.model_to_camera_pixels(model_uv)[0]
+    assert np.allclose(back, (503.0, 203.0), atol=2.0)

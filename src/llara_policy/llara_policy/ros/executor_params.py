@@ -23,7 +23,7 @@ from llara_policy.geometry.preprocessing import FramePreprocess
 from llara_policy.ros.params import declare_config
 from llara_policy.workspace import Workspace
 
-PREPROCESS_MODES = ('full_frame', 'centered_crop')
+PREPROCESS_MODES = ('centered_crop', 'full_frame')
 ARM_KINDS = ('xarm', 'none')
 _EXECUTOR_SCALARS = {
     'dry_run': 'compute, check and report every step, never move or enable the arm',
@@ -39,15 +39,15 @@ class CalibrationParams:
 
     Args:
         calibration_file: calibration YAML (tools: llara calibration); required.
-        preprocess: how the policy cut the model frame from the camera image: 'full_frame'
-            (resize the whole image) or 'centered_crop' (largest centred box of the model
-            frame's aspect ratio, then resize). Must match the policy's.
+        preprocess: how the policy cut the model frame from the camera image: 'centered_crop'
+            (largest centred box of the model frame's aspect ratio, then resize; what
+            policy_node does) or 'full_frame' (resize the whole image). Must match the policy's.
         model_width_px: model frame width (pixels); goals for another size are refused.
         model_height_px: model frame height (pixels).
     """
 
     calibration_file: str = ''
-    preprocess: str = 'full_frame'
+    preprocess: str = 'centered_crop'  # policy_node's cut (model/serving.py)
     model_width_px: int = 256
     model_height_px: int = 128
 
