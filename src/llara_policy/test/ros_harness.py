@@ -38,6 +38,12 @@ class Harness:
             self.executor.spin_once(timeout_sec=0.005)
         return done()
 
+    def spin_for(self, seconds: float) -> None:
+        """Spin for `seconds` (to show that something does NOT happen meanwhile)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.005)
+
     def add(self, node):
         self.nodes.append(node)
         self.executor.add_node(node)

@@ -12,11 +12,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+import ros_harness
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
@@ -25,17 +24,12 @@ from llara_policy.ros.image_conversion import image_to_numpy
 from llara_policy.ros.perception_node import STATUS_QOS, PerceptionNode
 from llara_policy.sim.camera import front_camera
 
-WAIT_S = 10.0  # generous bound for every wait; the tests normally take well under a second
 
-
-class Harness:
-    """A fresh context with an executor; a listener node collecting the node's topics."""
+class Harness(ros_harness.Harness):
+    """The shared harness plus a listener node collecting the node's topics."""
 
     def __init__(self):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.nodes = []
+        super().__init__()
         self.listener = self.add(Node('listener', context=self.context))
         self.images, self.infos, self.statuses = [], [], []
         self.listener.create_subscription(Image, 'camera/image', self.images.append,
@@ -46,11 +40,6 @@ class Harness:
             String, 'camera/status', lambda m: self.statuses.append(json.loads(m.data)),
             STATUS_QOS)
 
-    def add(self, node):
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
     def perception(self, **params) -> PerceptionNode:
         provider = params.pop('frame_provider', None)
         intrinsics = params.pop('intrinsics', None)
@@ -58,22 +47,6 @@ class Harness:
         return self.add(PerceptionNode(provider, intrinsics, context=self.context,
                                        parameter_overrides=overrides))
 
-    def spin_until(self, done, what: str) -> None:
-        end = time.monotonic() + WAIT_S
-        while not done():
-            assert time.monotonic() < end, f'timed out waiting for {what}'
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def close(self):
-        self.executor.shutdown()
-        for node in self.nodes:
-            node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
@@ -115,7 +88,7 @@ def test_folder_replay_is_published_pixel_exact_in_order_with_stamps_and_frame_i
     save_calibration(front_camera().calibration(), calibration)
     harness.perception(source=str(tmp_path / 'replay'), rate_hz=50.0, frame_id='cam_test',
                        calibration_file=str(calibration))
-    harness.spin_until(lambda: len(harness.images) >= 8, '8 images')
+    harness.wait(lambda: len(harness.images) >= 8, '8 images')
     indices = [index_of(msg, frames) for msg in harness.images]
     # Sorted-name order, looping; best-effort QoS may drop one but never repeats a frame.
     assert all((b - a) % len(frames) != 0 for a, b in zip(indices[:-1], indices[1:], strict=True))
@@ -123,16 +96,17 @@ def test_folder_replay_is_published_pixel_exact_in_order_with_stamps_and_frame_i
                                                           strict=True)) >= len(indices) // 2
     stamps = [stamp_ns(msg) for msg in harness.images]
     assert all(a < b for a, b in zip(stamps[:-1], stamps[1:], strict=True))
-    assert abs(stamps[-1] / 1e9 - time.time()) < WAIT_S  # capture time on the ROS clock
+    # capture time on the ROS clock
+    assert abs(stamps[-1] / 1e9 - time.time()) < ros_harness.WAIT_S
     assert {msg.header.frame_id for msg in harness.images} == {'cam_test'}
     assert {msg.encoding for msg in harness.images} == {'rgb8'}
-    harness.spin_until(lambda: harness.infos, 'CameraInfo')
+    harness.wait(lambda: harness.infos, 'CameraInfo')
     info = harness.infos[-1]
     k = front_camera().intrinsics
     assert (info.width, info.height, info.header.frame_id) == (256, 128, 'cam_test')
     np.testing.assert_allclose(np.reshape(info.k, (3, 3)), k.camera_matrix())
     assert stamp_ns(info) in stamps or stamp_ns(info) > stamps[0]
-    harness.spin_until(lambda: harness.statuses and harness.statuses[-1]['state'] == 'streaming',
+    harness.wait(lambda: harness.statuses and harness.statuses[-1]['state'] == 'streaming',
                        'status streaming')
 
 
@@ -141,12 +115,12 @@ def test_lost_camera_is_reported_publishes_no_stale_frame_and_recovers(harness, 
     frames = write_frames(folder, 3)
     node = harness.perception(source=str(folder), rate_hz=50.0, reconnect_initial_s=0.05,
                               reconnect_max_s=0.2)
-    harness.spin_until(lambda: len(harness.images) >= 3, 'first images')
+    harness.wait(lambda: len(harness.images) >= 3, 'first images')
     # The camera goes away.
     aside = tmp_path / 'aside'
     shutil.move(folder, aside)
     folder.mkdir()
-    harness.spin_until(lambda: harness.statuses and harness.statuses[-1]['state'] == 'lost',
+    harness.wait(lambda: harness.statuses and harness.statuses[-1]['state'] == 'lost',
                        'status lost')
     lost = harness.statuses[-1]
     assert lost['loss_episodes'] == 1 and 'camera' in lost['last_error']
@@ -158,12 +132,12 @@ def test_lost_camera_is_reported_publishes_no_stale_frame_and_recovers(harness, 
     # The camera comes back with new frames.
     new_frames = write_frames(folder, 2, offset=10)
     last_before = stamp_ns(harness.images[-1])
-    harness.spin_until(lambda: len(harness.images) >= count + 3, 'images after recovery')
+    harness.wait(lambda: len(harness.images) >= count + 3, 'images after recovery')
     after = harness.images[count:]
     assert all(stamp_ns(msg) > last_before for msg in after)
     for msg in after:
         index_of(msg, new_frames)  # only the new camera's frames, never an old one
-    harness.spin_until(lambda: harness.statuses[-1]['state'] == 'streaming', 'status streaming')
+    harness.wait(lambda: harness.statuses[-1]['state'] == 'streaming', 'status streaming')
     assert harness.statuses[-1]['loss_episodes'] == 1
     assert [s['state'] for s in harness.statuses].count('lost') == 1  # reported once
     del frames
@@ -175,7 +149,7 @@ def test_sim_provider_frames_and_intrinsics(harness, world):
     harness.perception(source='sim', rate_hz=30.0, frame_id='sim_front_optical_frame',
                        frame_provider=lambda: world.render(camera)[0],
                        intrinsics=camera.intrinsics)
-    harness.spin_until(lambda: harness.images and harness.infos, 'a sim image and CameraInfo')
+    harness.wait(lambda: harness.images and harness.infos, 'a sim image and CameraInfo')
     np.testing.assert_array_equal(image_to_numpy(harness.images[0]), rgb)
     assert harness.infos[0].header.frame_id == 'sim_front_optical_frame'
     assert harness.infos[0].width == rgb.shape[1]

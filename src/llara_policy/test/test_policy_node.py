@@ -2,20 +2,17 @@
 unparseable answers and stale frames are counted and never published, oracle mode follows
 sim/oracle_plan, the image callback stores frames while the model runs; startup errors."""
 import os
-import random
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
+import ros_harness
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -27,7 +24,6 @@ from llara_policy.ros.policy_node import LATCHED_QOS, RELIABLE_QOS, PolicyNode
 from llara_policy.text import prompting
 from llara_policy.types import ActionStep, ImagePoint
 
-WAIT_S = 20.0  # bound for every wait; the tests normally take well under a second each
 TASK = 'put the <p>red block</p> into the <p>bowl</p>'
 # Fast tiny-model settings: one step, CPU, float32.
 TINY = {'device': 'cpu', 'dtype': 'float32', 'max_answer_steps': 1}
@@ -38,16 +34,12 @@ def tiny_dir(tmp_path_factory):
     return str(save_tiny_llava(tmp_path_factory.mktemp('tiny_llava')))
 
 
-class Harness:
-    """A fresh context and executor; a test node acting as camera, task loop and sim."""
+class Harness(ros_harness.Harness):
+    """The shared harness (own context and DDS domain) plus a node acting as camera, task loop
+    and sim."""
 
     def __init__(self):
-        self.context = rclpy.Context()
-        # An own DDS domain: other graphs on this machine (a sim, parallel test runs) publish
-        # camera/image and sim/oracle_plan too.
-        rclpy.init(context=self.context, domain_id=random.Random().randint(100, 200))
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.nodes = []
+        super().__init__()
         self.io = self.add(Node('test_io', context=self.context))
         self.plans, self.statuses, self.debug_images = [], [], []
         self.io.create_subscription(ActionPlan, 'policy/plan', self.plans.append, RELIABLE_QOS)
@@ -64,11 +56,6 @@ class Harness:
         # A 20 Hz camera whose frames are `frame_age_s` old when published.
         self.io.create_timer(0.05, self.publish_frame)
 
-    def add(self, node):
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
     def policy_node(self, injected=None, **params) -> PolicyNode:
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         return self.add(PolicyNode(injected, context=self.context,
@@ -84,7 +71,7 @@ class Harness:
         self.image_pub.publish(numpy_to_image(self.rgb, 'rgb8', header))
 
     def query(self, query_id: int, history=(), not_before: Time | None = None) -> None:
-        self.spin_until(lambda: self.query_pub.get_subscription_count() > 0, 'query subscriber')
+        self.wait(lambda: self.query_pub.get_subscription_count() > 0, 'query subscriber')
         self.query_pub.publish(PolicyQuery(
             query_id=query_id, instruction=TASK, history=[step_to_msg(s) for s in history],
             not_before=(not_before or Time()).to_msg()))
@@ -92,22 +79,6 @@ class Harness:
     def status_where(self, check):
         return next((s for s in reversed(self.statuses) if check(s)), None)
 
-    def spin_until(self, done, what: str) -> None:
-        end = time.monotonic() + WAIT_S
-        while not done():
-            assert time.monotonic() < end, f'timed out waiting for {what}'
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def close(self):
-        self.executor.shutdown()
-        for node in self.nodes:
-            node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
@@ -128,7 +99,7 @@ def test_tiny_vlm_plan_answers_the_query_with_the_source_frame_stamp(harness, ti
     history = (ActionStep(ImagePoint(0.5, 0.5), ImagePoint(0.25, 0.75), 30),)
     not_before = harness.now()
     harness.query(41, history, not_before)
-    harness.spin_until(lambda: harness.plans, 'a plan')
+    harness.wait(lambda: harness.plans, 'a plan')
     plan = harness.plans[0]
     assert plan.query_id == 41 and plan.instruction == TASK
     assert stamp_ns(plan) in harness.frames_sent and stamp_ns(plan) >= not_before.nanoseconds
@@ -137,14 +108,14 @@ def test_tiny_vlm_plan_answers_the_query_with_the_source_frame_stamp(harness, ti
     assert len(plan.steps) == 1 and plan.steps[0].step_number == 2  # after one history step
     assert [step_to_msg(s) for s in prompting.parse_answer(plan.raw_text).steps] == plan.steps
     assert plan.inference_time_s > 0 and plan.generated_tokens > 0
-    harness.spin_until(lambda: harness.status_where(lambda s: s.plans_published == 1),
+    harness.wait(lambda: harness.status_where(lambda s: s.plans_published == 1),
                        'status with the plan counted')
     status = harness.status_where(lambda s: s.plans_published == 1)
     assert status.state == PolicyStatus.STATE_READY
     assert status.model_name == os.path.basename(tiny_dir) and status.quantization == 'none'
     assert (status.dtype, status.parse_failures, status.last_error) == ('float32', 0, '')
     assert 'float32' in status.dtype_reason and 0 <= status.last_frame_age_s < 1.0
-    harness.spin_until(lambda: harness.debug_images, 'a debug image')
+    harness.wait(lambda: harness.debug_images, 'a debug image')
     debug = harness.debug_images[0]
     assert (debug.width, debug.height, debug.encoding) == (512, 256, 'rgb8')
     assert stamp_ns(debug) == stamp_ns(plan)
@@ -155,10 +126,10 @@ def test_unparseable_answers_are_counted_never_published_and_the_node_keeps_runn
     # Greedy decoding of a random model with 4 new tokens cannot write a whole step.
     harness.policy_node(model_path=tiny_dir, decoding='greedy', max_new_tokens=4, **TINY)
     harness.query(1)
-    harness.spin_until(lambda: harness.status_where(lambda s: s.parse_failures == 1),
+    harness.wait(lambda: harness.status_where(lambda s: s.parse_failures == 1),
                        'one parse failure')
     harness.query(2)
-    harness.spin_until(lambda: harness.status_where(lambda s: s.parse_failures == 2),
+    harness.wait(lambda: harness.status_where(lambda s: s.parse_failures == 2),
                        'a second parse failure')
     status = harness.status_where(lambda s: s.parse_failures == 2)
     assert status.state == PolicyStatus.STATE_ERROR and 'unparseable' in status.last_error
@@ -171,7 +142,7 @@ def test_stale_frames_are_refused_counted_and_give_no_plan(harness, tiny_dir):
     harness.frame_age_s = 10.0
     harness.policy_node(model_path=tiny_dir, max_frame_age_s=1.0, **TINY)
     harness.query(5)
-    harness.spin_until(lambda: harness.status_where(lambda s: s.stale_frames_refused == 1),
+    harness.wait(lambda: harness.status_where(lambda s: s.stale_frames_refused == 1),
                        'a refused stale frame')
     status = harness.status_where(lambda s: s.stale_frames_refused == 1)
     assert status.state == PolicyStatus.STATE_ERROR and 'old' in status.last_error
@@ -189,12 +160,12 @@ def test_oracle_mode_publishes_the_oracle_step_after_the_text_round_trip(harness
                                           raw_text=prompting.format_answer([oracle_step]),
                                           steps=[step_to_msg(oracle_step)]))
     harness.query(3, not_before=last_motion_end)
-    harness.spin_until(lambda: harness.plans, 'an oracle plan')
+    harness.wait(lambda: harness.plans, 'an oracle plan')
     plan = harness.plans[0]
     expected = prompting.parse_answer(prompting.format_answer([oracle_step])).steps
     assert plan.query_id == 3 and plan.steps == [step_to_msg(s) for s in expected]
     assert plan.raw_text == prompting.format_answer([oracle_step])
-    harness.spin_until(lambda: harness.status_where(lambda s: s.plans_published == 1),
+    harness.wait(lambda: harness.status_where(lambda s: s.plans_published == 1),
                        'status')
     status = harness.status_where(lambda s: s.plans_published == 1)
     assert (status.model_name, status.dtype, status.dtype_reason) == ('scripted-oracle', '', '')
@@ -209,7 +180,7 @@ class BlockingPolicy:
 
     def select_action(self, observation, instruction, history=()):
         self.started.set()
-        assert self.release.wait(WAIT_S)
+        assert self.release.wait(ros_harness.WAIT_S)
         from llara_policy.model.policy import PolicyResult, PolicyTimings
         step = ActionStep(ImagePoint(0.5, 0.5), ImagePoint(0.5, 0.5), 0, step_number=1)
         return PolicyResult((step,), prompting.format_answer([step]), PolicyTimings())
@@ -219,15 +190,15 @@ def test_the_image_callback_stores_frames_while_the_model_runs(harness):
     policy = BlockingPolicy()
     node = harness.policy_node(policy)
     harness.query(9)
-    harness.spin_until(policy.started.is_set, 'the policy call')
-    harness.spin_until(lambda: harness.status_where(
+    harness.wait(policy.started.is_set, 'the policy call')
+    harness.wait(lambda: harness.status_where(
         lambda s: s.state == PolicyStatus.STATE_RUNNING), 'status running')
     before = node.worker.latest_frame.stamp_ns
-    harness.spin_until(lambda: node.worker.latest_frame.stamp_ns > before,
+    harness.wait(lambda: node.worker.latest_frame.stamp_ns > before,
                        'a newer frame stored while the policy is busy')
     assert not harness.plans
     policy.release.set()
-    harness.spin_until(lambda: harness.plans, 'the plan')
+    harness.wait(lambda: harness.plans, 'the plan')
     assert harness.plans[0].query_id == 9
 
 
