@@ -29,6 +29,7 @@ setup(
             'sim_node = llara_policy.ros.sim_node:main',
             'policy_node = llara_policy.ros.policy_node:main',
             'task_node = llara_policy.ros.task_node:main',
+            'recorder_node = llara_policy.ros.recorder_node:main',
             'llara_sim_render = llara_policy.sim.render:main',
             'llara_import_checkpoint = llara_policy.model.checkpoint_import:main',
             'llara_calibrate = llara_policy.geometry.calibration_tool:main',

@@ -26,7 +26,7 @@ LAYER_DEPENDS_ON = {
     'ros': {'core', 'model', 'arms', 'sim'},
 }
 # Layer -> third-party top-level packages it may import (the standard library is always allowed).
-CORE_THIRD_PARTY = {'numpy', 'cv2', 'yaml', 'regex'}
+CORE_THIRD_PARTY = {'numpy', 'cv2', 'yaml', 'regex', 'rosbags'}
 ML = {'torch', 'transformers', 'tokenizers', 'safetensors', 'sentencepiece', 'peft',
       'accelerate', 'bitsandbytes', 'PIL'}
 ROS = {'rclpy', 'llara_msgs', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'std_srvs',

@@ -1,0 +1,83 @@
+"""recorder_node: the graph's plain topics into a rosbag2 directory with MCAP storage.
+
+Parameters are the fields of `recording.RecorderConfig`. Each topic of `RECORDED_TOPICS` is
+subscribed with its publisher's QoS and taken raw (the CDR bytes as sent, never re-serialized);
+each message is written with its receive time. The bag (`recording.BagRecorder`) stores the
+definitions of every type, llara_msgs included, so `rosbags` reads it without ROS. The bag is
+finished when the node is destroyed (Ctrl-C, SIGTERM, end of the launch).
+"""
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from llara_msgs.msg import ActionPlan, PolicyQuery, PolicyStatus, SimStatus
+from llara_policy.recording import BagRecorder, RecorderConfig, make_typestore, resolve_output_dir
+from llara_policy.ros.params import declare_config
+from llara_policy.ros.run import run_node
+
+NODE_NAME = 'recorder_node'
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# (relative topic, message class, QoS) as in graph_contract.md. The executed steps are the
+# first step of each policy/plan the task loop acts on; their outcome is sim/status (the
+# ExecuteStep/RunTask feedback and results travel on hidden action topics, not recorded).
+RECORDED_TOPICS = (
+    ('camera/image', Image, qos_profile_sensor_data),
+    ('camera/camera_info', CameraInfo, qos_profile_sensor_data),
+    ('camera/status', String, LATCHED_QOS),
+    ('policy/query', PolicyQuery, RELIABLE_QOS),
+    ('policy/plan', ActionPlan, RELIABLE_QOS),
+    ('policy/status', PolicyStatus, LATCHED_QOS),
+    ('sim/status', SimStatus, LATCHED_QOS),
+)
+
+
+def message_type_name(message_class) -> str:
+    """'sensor_msgs/msg/Image' for sensor_msgs.msg.Image (the rosbag2 type string)."""
+    package = message_class.__module__.split('.', 1)[0]
+    return f'{package}/msg/{message_class.__name__}'
+
+
+class RecorderNode(Node):
+    """Writes every message of `RECORDED_TOPICS` into one new bag until destroyed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = declare_config(self, RecorderConfig)
+        path = resolve_output_dir(self.config.output_dir)
+        msg_dir = Path(get_package_share_directory('llara_msgs')) / 'msg'
+        self.recorder = BagRecorder(path, make_typestore({'llara_msgs': msg_dir}))
+        for topic, message_class, qos in RECORDED_TOPICS:
+            # The bag names topics as resolved (namespace included), like `ros2 bag record`.
+            resolved = self.resolve_topic_name(topic)
+            self.recorder.add_topic(resolved, message_type_name(message_class))
+            self.create_subscription(message_class, topic,
+                                     lambda data, t=resolved: self.on_message(t, data), qos,
+                                     raw=True)
+        self.get_logger().info(f'recording {len(RECORDED_TOPICS)} topics into {path}')
+
+    def on_message(self, topic: str, data: bytes) -> None:
+        """Append the serialized message with its receive time."""
+        self.recorder.write(topic, self.get_clock().now().nanoseconds, data)
+
+    def destroy_node(self):
+        """Finish the bag, then destroy the node."""
+        if not self.recorder.closed:
+            self.recorder.close()
+            counts = ', '.join(f'{t} {n}' for t, n in self.recorder.counts.items())
+            self.get_logger().info(f'bag {self.recorder.path} closed: {counts}')
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Entry point of the `recorder_node` executable."""
+    return run_node(RecorderNode, args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
