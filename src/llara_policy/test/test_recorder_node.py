@@ -202,6 +202,6 @@ def test_ctrl_c_finishes_a_readable_bag(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+    # (Its 'closed' log line may be lost: rclpy's SIGINT handler has shut logging down.)
     assert process.returncode == 0, out
-    assert 'closed' in out
     assert set(read_bag(bag)) == {'/' + topic for topic, _, _ in RECORDED_TOPICS}

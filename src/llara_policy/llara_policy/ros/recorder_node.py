@@ -4,7 +4,8 @@ Parameters are the fields of `recording.RecorderConfig`. Each topic of `RECORDED
 subscribed with its publisher's QoS and taken raw (the CDR bytes as sent, never re-serialized);
 each message is written with its receive time. The bag (`recording.BagRecorder`) stores the
 definitions of every type, llara_msgs included, so `rosbags` reads it without ROS. The bag is
-finished when the node is destroyed (Ctrl-C, SIGTERM, end of the launch).
+finished when the node is destroyed or its context shut down (Ctrl-C, SIGTERM, end of the
+launch).
 """
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class RecorderNode(Node):
         path = resolve_output_dir(self.config.output_dir)
         msg_dir = Path(get_package_share_directory('llara_msgs')) / 'msg'
         self.recorder = BagRecorder(path, make_typestore({'llara_msgs': msg_dir}))
+        # Also on context shutdown: a Ctrl-C that lands before the node is handed to the
+        # executor (run_node then never destroys it) must still leave a finished bag.
+        self.context.on_shutdown(self.recorder.close)
         for topic, message_class, qos in RECORDED_TOPICS:
             # The bag names topics as resolved (namespace included), like `ros2 bag record`.
             resolved = self.resolve_topic_name(topic)
