@@ -34,7 +34,8 @@ _NAMESPACES = itertools.count()
 class FakeGraph:
     """Policy, executor and sim stand-ins in one namespace of a fresh context."""
 
-    def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False):
+    def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False,
+                 initial_status=True):
         self.answer, self.succeed_after = answer, succeed_after
         self.step_ok, self.hold_step = step_ok, hold_step
         # A namespace of our own: other tests on this machine may run the real graph.
@@ -59,7 +60,8 @@ class FakeGraph:
                                    cancel_callback=lambda _: CancelResponse.ACCEPT,
                                    callback_group=group)
         self.fake = fake
-        self.publish_status()  # the reset's status, stamped before any step
+        if initial_status:
+            self.publish_status()  # the reset's status, stamped before any step
 
     def add(self, node):
         self.nodes.append(node)
@@ -175,6 +177,16 @@ def test_runs_until_sim_reports_success_with_executed_history(graph):
     assert (g.goals[0].model_image_width, g.goals[0].model_image_height) == (256, 128)
     statuses = [(f.feedback.step_number, f.feedback.status) for f in g.feedback]
     assert statuses == [(1, 'executing'), (1, 'done'), (2, 'executing'), (2, 'done')]
+
+
+def test_a_goal_sent_before_the_first_sim_status_waits_for_it(graph):
+    # The sim's latched status may reach task_node after the first goal; the first query must
+    # still ask for frames after the scene read (the status stamp), not after "now".
+    g = graph(succeed_after=1, initial_status=False)
+    threading.Timer(0.5, g.publish_status).start()
+    response = g.run_task()
+    assert response.status == 4 and response.result.success
+    assert g.queries[0].not_before == g.statuses[0].header.stamp
 
 
 def test_step_limit_from_goal_and_from_parameter(graph):

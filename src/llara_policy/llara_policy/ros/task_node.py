@@ -71,6 +71,11 @@ class GoalPorts:
         deadline = time.monotonic() + self.config.policy_timeout_s
         self._wait(lambda: True if node.query_pub.get_subscription_count() else None,
                    self.config.policy_timeout_s, 'subscriber on policy/query (policy_node)')
+        if self.config.success_source == 'sim':
+            # A goal that arrives before the sim's latched status would otherwise ask for a
+            # frame newer than "now", which the oracle's plan (stamped at the reset) never is.
+            self._wait(lambda: node.sim_status, self.config.status_timeout_s,
+                       'first sim/status (sim_node)')
         with node.condition:
             node.query_id += 1
             query_id = node.query_id
