@@ -83,6 +83,22 @@ class EpisodeRunner:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f'{name} not available within {timeout_s:g} s')
 
+    def wait_for_subscriber(self, topic: str, node_name: str, timeout_s: float,
+                            alive=lambda: True) -> None:
+        """Wait until `node_name` subscribes to `topic` (seen from here); TimeoutError if not.
+
+        With record:=true the episodes wait for recorder_node, so the first policy/query and
+        policy/plan (reliable, not latched) are in the bag.
+        """
+        deadline = time.monotonic() + timeout_s
+        topic = self.node.resolve_topic_name(topic)
+        while not any(info.node_name == node_name
+                      for info in self.node.get_subscriptions_info_by_topic(topic)):
+            alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'{node_name} not subscribed to {topic} within {timeout_s:g} s')
+            time.sleep(0.1)
+
     def run_episode(self, task: str, seed: int) -> EpisodeResult:
         """Reset the sim to (task, seed) and run the episode's instruction through run_task."""
         response = _wait(self.reset_client.call_async(SimReset.Request(task=task, seed=seed)),

@@ -4,7 +4,9 @@
 (`python -m llara_bringup.launch`, for our wheels without `launch`) both call `resolve()` on
 the same `Graph`, so their nodes, parameters and remappings cannot drift. A node parameter is a
 literal, an `Arg` (the launch argument's value) or a `Derived` (a function of argument values,
-e.g. `policy:=oracle` or a model directory). `config/<graph>.yaml` holds only deltas from the
+e.g. `policy:=oracle` or a model directory). A node with `enabled_by` runs only when that bool
+argument is true (`record:=true` starts recorder_node); launch files give it an
+`IfCondition`, `resolve()` leaves it out. `config/<graph>.yaml` holds only deltas from the
 config dataclasses' defaults and is passed to every node as its params file.
 """
 from collections.abc import Callable, Mapping
@@ -55,13 +57,17 @@ ParamValue = Union[bool, int, float, str, Arg, Derived]
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node process: `ros2 run <package> <executable>` named `name`."""
+    """One node process: `ros2 run <package> <executable>` named `name`.
+
+    `enabled_by` names a bool launch argument: the node runs only when it is true ('' always).
+    """
 
     executable: str
     name: str
     parameters: Mapping[str, ParamValue] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     package: str = NODE_PACKAGE
+    enabled_by: str = ''
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class ResolvedNode:
     name: str
     parameters: dict[str, Any]
     remappings: tuple[tuple[str, str], ...]
+    enabled_by: str = ''
 
     @property
     def renamed(self) -> bool:
@@ -165,6 +172,14 @@ _SIM_ARGS = (
              'run_task (0: start the graph only)', int),
     Argument('renderer', 'auto', "sim camera renderer: 'auto', 'egl' or 'tiny' (CPU)"),
 )
+_RECORD_ARGS = (
+    Argument('record', 'false', "also start recorder_node: the graph's topics into a rosbag2 "
+             '(MCAP) directory', bool),
+    Argument('record_dir', '', "bag directory of record:=true (new or empty); '' is "
+             'recordings/<local time YYYYmmdd-HHMMSS> under the working directory'),
+)
+_RECORDER_NODE = NodeSpec('recorder_node', 'recorder_node',
+                          {'output_dir': Arg('record_dir')}, enabled_by='record')
 
 
 def _task_node() -> NodeSpec:
@@ -187,8 +202,9 @@ SIM = Graph(
     name='sim',
     description='Embedded sim: sim_node (camera + sim arm executor + sim/reset), policy_node, '
                 'task_node',
-    arguments=_SIM_ARGS + _POLICY_ARGS + _TASK_ARGS,
-    nodes=(_sim_node(), _POLICY_NODE, _task_node()),
+    arguments=_SIM_ARGS + _POLICY_ARGS + _TASK_ARGS + _RECORD_ARGS,
+    # The recorder first: it is subscribed before task_node sends its first policy/query.
+    nodes=(_RECORDER_NODE, _sim_node(), _POLICY_NODE, _task_node()),
     runs_episodes=True,
 )
 
@@ -203,8 +219,9 @@ XARM = Graph(
         Argument('calibration_file', '', 'calibration YAML (llara_calibrate); required'),
         Argument('dry_run', 'true', 'compute and check every step, never move the arm', bool),
         Argument('policy', '', 'model directory (LLaRA checkpoint); required on the robot'),
-    ) + _POLICY_ARGS[1:] + _TASK_ARGS,
+    ) + _POLICY_ARGS[1:] + _TASK_ARGS + _RECORD_ARGS,
     nodes=(
+        _RECORDER_NODE,
         NodeSpec('perception_node', 'perception_node', {
             'source': Arg('camera'), 'rate_hz': Arg('camera_rate_hz'),
             'calibration_file': Arg('calibration_file')}),
@@ -277,16 +294,21 @@ def _value(value: ParamValue, args: Mapping[str, Any]) -> Any:
     return value
 
 
-def resolve(graph: Graph, given: Optional[Mapping[str, str]] = None) -> list[ResolvedNode]:
+def resolve(graph: Graph, given: Optional[Mapping[str, str]] = None,
+            include_disabled: bool = False) -> list[ResolvedNode]:
     """Return the nodes with concrete parameters for the given launch argument values.
 
-    A parameter that resolves to '' or None is left out, so the node's default applies.
+    A parameter that resolves to '' or None is left out, so the node's default applies. A node
+    whose `enabled_by` argument is false is left out, unless `include_disabled` (launch files
+    keep it and give it an IfCondition on the argument instead).
     """
     args = typed_arguments(graph, given or {})
     nodes = []
     for spec in graph.nodes:
+        if spec.enabled_by and not (include_disabled or args[spec.enabled_by]):
+            continue
         values = {key: _value(value, args) for key, value in spec.parameters.items()}
         nodes.append(ResolvedNode(spec.package, spec.executable, spec.name,
                                   {k: v for k, v in values.items() if v not in ('', None)},
-                                  spec.remappings))
+                                  spec.remappings, spec.enabled_by))
     return nodes

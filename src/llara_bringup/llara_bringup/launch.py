@@ -148,6 +148,9 @@ def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> 
     runner = EpisodeRunner()
     try:
         runner.wait_for_graph(GRAPH_TIMEOUT_S, alive=lambda: _check_alive(children))
+        if any(child.name == 'recorder_node' for child in children):
+            runner.wait_for_subscriber('policy/query', 'recorder_node', GRAPH_TIMEOUT_S,
+                                       alive=lambda: _check_alive(children))
         results = []
         for k in range(args['episodes']):
             seed = TEST_SEED_BASE + args['seed'] + k

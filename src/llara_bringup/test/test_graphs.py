@@ -30,29 +30,48 @@ class LaunchConfiguration:
         return context[self.name]
 
 
+class IfCondition:
+    """launch.conditions.IfCondition: true for 'true'/'1', false for 'false'/'0', else error."""
+
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def evaluate(self, context):
+        text = self.predicate.perform(context).strip().lower()
+        if text not in ('true', '1', 'false', '0'):
+            raise ValueError(f'IfCondition: {text!r} is not a boolean')
+        return text in ('true', '1')
+
+
 @pytest.fixture
 def fake_launch(monkeypatch):
     """Install recording `launch` and `launch_ros` modules for the duration of a test."""
     modules = {name: types.ModuleType(name) for name in (
-        'launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+        'launch', 'launch.actions', 'launch.conditions', 'launch.substitutions', 'launch_ros',
+        'launch_ros.actions')}
     modules['launch'].LaunchDescription = lambda actions: list(actions)
     for name in ('DeclareLaunchArgument', 'OpaqueFunction'):
         setattr(modules['launch.actions'], name, type(name, (Recorded,), {}))
     modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
+    modules['launch.conditions'].IfCondition = IfCondition
     modules['launch_ros.actions'].Node = type('Node', (Recorded,), {})
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
 
 
 def launch_file_nodes(path: Path, values: dict):
-    """(declared arguments, Node kwargs) a launch file produces for argument `values`."""
+    """(declared arguments, Node kwargs of the nodes that start) for argument `values`.
+
+    A Node's `condition` is evaluated as `launch` does; one that is false does not start.
+    """
     description = runpy.run_path(str(path))['generate_launch_description']()
     declared = [a for a in description if type(a).__name__ == 'DeclareLaunchArgument']
     opaque = [a for a in description if type(a).__name__ == 'OpaqueFunction']
     assert len(opaque) == 1
     context = {a.args[0]: a.kwargs['default_value'] for a in declared} | values
     nodes = opaque[0].kwargs['function'](context)
-    return declared, [n.kwargs for n in nodes]
+    return declared, [n.kwargs for n in nodes
+                      if 'condition' not in n.kwargs or n.kwargs['condition'].evaluate(context)]
 
 
 def test_every_graph_has_its_launch_file_and_config():
@@ -67,7 +86,9 @@ def test_launch_files_import_without_launch_installed():
 
 
 @pytest.mark.parametrize('launch_file', sorted(graphs.GRAPHS))
-@pytest.mark.parametrize('values', [{}, {'policy': '/models/llara', 'max_steps': '5'}])
+@pytest.mark.parametrize('values', [
+    {}, {'policy': '/models/llara', 'max_steps': '5'}, {'record': 'true'},
+    {'record': 'true', 'record_dir': '/tmp/bag'}, {'record': 'false', 'record_dir': '/tmp/bag'}])
 def test_launch_file_and_embedded_launcher_agree(fake_launch, launch_file, values):
     graph = graphs.graph_for(launch_file)
     declared, nodes = launch_file_nodes(LAUNCH_DIR / launch_file, values)
@@ -81,6 +102,11 @@ def test_launch_file_and_embedded_launcher_agree(fake_launch, launch_file, value
         assert kwargs['name'] == (node.name if node.renamed else None)
         assert kwargs['parameters'] == [params_file, node.parameters]
         assert kwargs['remappings'] == list(node.remappings)
+        # A node enabled by an argument is conditional on exactly that argument in the file.
+        if node.enabled_by:
+            assert kwargs['condition'].predicate.name == node.enabled_by
+        else:
+            assert 'condition' not in kwargs
         # The embedded launcher passes exactly these parameters on the command line.
         cmd = node_command(node, Path(params_file))
         assert cmd[cmd.index('--params-file') + 1] == params_file
@@ -90,7 +116,7 @@ def test_launch_file_and_embedded_launcher_agree(fake_launch, launch_file, value
 
 def test_sim_graph_nodes_and_policy_argument():
     nodes = {n.name: n for n in graphs.resolve(graphs.SIM, {'seed': '3', 'task': 'rotate'})}
-    assert list(nodes) == ['sim_node', 'policy_node', 'task_node']
+    assert list(nodes) == ['sim_node', 'policy_node', 'task_node']  # record:=false
     assert nodes['sim_node'].parameters['seed'] == 1_000_003
     assert nodes['sim_node'].parameters['task'] == 'rotate'
     assert nodes['policy_node'].parameters['policy'] == 'oracle'
@@ -99,6 +125,37 @@ def test_sim_graph_nodes_and_policy_argument():
     assert (model['policy'], model['model_path']) == ('model', '/m')
     xarm = [n.name for n in graphs.resolve(graphs.XARM)]
     assert xarm == ['perception_node', 'policy_node', 'executor_node', 'task_node']
+
+
+@pytest.mark.parametrize('graph', [graphs.SIM, graphs.XARM])
+def test_record_argument_starts_recorder_node_with_its_output_dir(graph):
+    names = [n.name for n in graphs.resolve(graph)]
+    assert 'recorder_node' not in names
+    assert [n.name for n in graphs.resolve(graph, {'record': 'false'})] == names
+    recorder, *others = graphs.resolve(graph, {'record': 'true', 'record_dir': '/tmp/b'})
+    assert [n.name for n in others] == names
+    assert recorder.executable == 'recorder_node'
+    assert recorder.parameters == {'output_dir': '/tmp/b'}
+    assert "output_dir:='/tmp/b'" in node_command(recorder, None)
+    # record_dir '' leaves output_dir unset: the recorder's default recordings/<timestamp>.
+    assert graphs.resolve(graph, {'record': 'true'})[0].parameters == {}
+    with pytest.raises(ValueError, match='argument record'):
+        graphs.resolve(graph, {'record': 'yes please'})
+
+
+def test_enabled_by_names_a_bool_argument_of_the_graph():
+    for graph in graphs.GRAPHS.values():
+        kinds = {a.name: a.kind for a in graph.arguments}
+        for spec in graph.nodes:
+            assert not spec.enabled_by or kinds.get(spec.enabled_by) is bool, spec
+
+
+def test_launch_file_starts_recorder_only_with_record_true(fake_launch):
+    for launch_file in ('sim.launch.py', 'xarm.launch.py'):
+        _, off = launch_file_nodes(LAUNCH_DIR / launch_file, {})
+        _, on = launch_file_nodes(LAUNCH_DIR / launch_file, {'record': 'true'})
+        assert 'recorder_node' not in [n['executable'] for n in off]
+        assert [n['executable'] for n in on] == ['recorder_node'] + [n['executable'] for n in off]
 
 
 def test_string_arguments_stay_strings_on_the_command_line():

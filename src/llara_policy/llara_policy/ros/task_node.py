@@ -39,6 +39,18 @@ STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 _POLL_S = 0.05  # how often a wait looks at the cancel flag
 
 
+def _policy_subscribed(node) -> bool:
+    """Return whether a policy_node is subscribed to policy/query and matched.
+
+    recorder_node (record:=true) also subscribes and never answers, so a matched subscription
+    alone does not mean the policy is up: every discovered subscriber must be matched and one of
+    them must not be the recorder.
+    """
+    infos = node.get_subscriptions_info_by_topic(node.query_pub.topic_name)
+    return (node.query_pub.get_subscription_count() >= len(infos)
+            and any(info.node_name != 'recorder_node' for info in infos))
+
+
 class GoalPorts:
     """`TaskPorts` for one RunTask goal, over the node's publishers, subscriptions and client."""
 
@@ -69,7 +81,7 @@ class GoalPorts:
         """Publish a PolicyQuery (not_before = now) and wait for the plan answering it."""
         node = self.node
         deadline = time.monotonic() + self.config.policy_timeout_s
-        self._wait(lambda: True if node.query_pub.get_subscription_count() else None,
+        self._wait(lambda: True if _policy_subscribed(node) else None,
                    self.config.policy_timeout_s, 'subscriber on policy/query (policy_node)')
         if self.config.success_source == 'sim':
             # A goal that arrives before the sim's latched status would otherwise ask for a
