@@ -40,15 +40,15 @@ _POLL_S = 0.05  # how often a wait looks at the cancel flag
 
 
 def _policy_subscribed(node) -> bool:
-    """Return whether a policy_node is subscribed to policy/query and matched.
+    """Return whether a policy is up to answer policy/query.
 
-    recorder_node (record:=true) also subscribes and never answers, so a matched subscription
-    alone does not mean the policy is up: every discovered subscriber must be matched and one of
-    them must not be the recorder.
+    Something must publish policy/plan and every discovered subscriber of policy/query must be
+    matched. A subscriber alone does not mean the policy is up (recorder_node also subscribes to
+    policy/query and never answers); the node that answers is the one publishing the plans.
     """
     infos = node.get_subscriptions_info_by_topic(node.query_pub.topic_name)
-    return (node.query_pub.get_subscription_count() >= len(infos)
-            and any(info.node_name != 'recorder_node' for info in infos))
+    return (node.count_publishers(node.plan_sub.topic_name) > 0 and len(infos) > 0
+            and node.query_pub.get_subscription_count() >= len(infos))
 
 
 class GoalPorts:
@@ -188,8 +188,8 @@ class TaskNode(Node):
         self.busy = False
         group = ReentrantCallbackGroup()
         self.query_pub = self.create_publisher(PolicyQuery, 'policy/query', COMMAND_QOS)
-        self.create_subscription(ActionPlan, 'policy/plan', self.on_plan, COMMAND_QOS,
-                                 callback_group=group)
+        self.plan_sub = self.create_subscription(
+            ActionPlan, 'policy/plan', self.on_plan, COMMAND_QOS, callback_group=group)
         if self.config.success_source == 'sim':
             self.create_subscription(SimStatus, 'sim/status', self.on_sim_status, STATUS_QOS,
                                      callback_group=group)
