@@ -42,13 +42,16 @@ _POLL_S = 0.05  # how often a wait looks at the cancel flag
 def _policy_subscribed(node) -> bool:
     """Return whether a policy is up to answer policy/query.
 
-    Something must publish policy/plan and every discovered subscriber of policy/query must be
-    matched. A subscriber alone does not mean the policy is up (recorder_node also subscribes to
-    policy/query and never answers); the node that answers is the one publishing the plans.
+    The node that publishes policy/plan must itself subscribe to policy/query, and every
+    discovered subscriber of policy/query must be matched. Neither half alone will do: a
+    recorder also subscribes to queries and never answers, and discovery may announce the
+    policy's plan publisher before its query subscription.
     """
-    infos = node.get_subscriptions_info_by_topic(node.query_pub.topic_name)
-    return (node.count_publishers(node.plan_sub.topic_name) > 0 and len(infos) > 0
-            and node.query_pub.get_subscription_count() >= len(infos))
+    answering = {(i.node_name, i.node_namespace)
+                 for i in node.get_publishers_info_by_topic(node.plan_sub.topic_name)}
+    subscribers = node.get_subscriptions_info_by_topic(node.query_pub.topic_name)
+    return (any((i.node_name, i.node_namespace) in answering for i in subscribers)
+            and node.query_pub.get_subscription_count() >= len(subscribers))
 
 
 class GoalPorts:
