@@ -5,11 +5,8 @@ policy/plan answers a recorded policy/query (query_id), and a sim/status reports
 run gets a DDS domain of its own so other graphs on this machine are not seen."""
 import os
 from pathlib import Path
-import random
-import signal
-import subprocess
-import sys
 
+from graph_launch import run_launcher
 import numpy as np
 import pytest
 
@@ -18,22 +15,6 @@ for module in ('sim_node', 'policy_node', 'task_node', 'recorder_node'):
 highlevel = pytest.importorskip('rosbags.highlevel')
 
 RUN_TIMEOUT_S = 300  # one oracle episode takes seconds; model-free start-up included
-
-
-def run_launcher(*args: str) -> tuple[int, str]:
-    """Run `python -m llara_bringup.launch` in its own process group; always cleaned up."""
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=str(random.Random(os.getpid() + 7).randint(100, 200)))
-    process = subprocess.Popen([sys.executable, '-m', 'llara_bringup.launch', *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
-        return process.returncode, output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
 
 
 def read_bag(path: Path) -> dict[str, list]:
@@ -50,7 +31,8 @@ def test_record_true_records_an_oracle_episode_readable_without_ros(tmp_path):
     bag = tmp_path / 'bag'
     code, output = run_launcher('sim.launch.py', 'policy:=oracle', 'task:=visual_manipulation',
                                 'episodes:=1', 'renderer:=tiny', 'record:=true',
-                                f'record_dir:={bag}')
+                                f'record_dir:={bag}', timeout_s=RUN_TIMEOUT_S,
+                                domain_seed=os.getpid() + 7)
     assert code == 0, output[-4000:]
     # The table ends with `success: K/N`; the recorder may log after it while stopping.
     assert 'success: 1/1' in output.splitlines(), output[-4000:]

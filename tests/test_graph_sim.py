@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from graph_launch import run_launcher
 import pytest
 
 for module in ('sim_node', 'policy_node', 'executor_node', 'task_node'):
@@ -17,26 +18,11 @@ for module in ('sim_node', 'policy_node', 'executor_node', 'task_node'):
 RUN_TIMEOUT_S = 420  # three episodes take well under a minute; model-free start-up included
 
 
-def run_launcher(*args: str) -> tuple[int, str]:
-    """Run `python -m llara_bringup.launch` in its own process group; always cleaned up."""
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=str(random.Random(os.getpid()).randint(100, 200)))
-    process = subprocess.Popen([sys.executable, '-m', 'llara_bringup.launch', *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
-        return process.returncode, output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-
-
 @pytest.mark.parametrize('task', ['visual_manipulation', 'rotate'])
 def test_oracle_succeeds_on_three_seeds_through_the_graph(task):
     code, output = run_launcher('sim.launch.py', f'task:={task}', 'episodes:=3',
-                                'policy:=oracle', 'renderer:=tiny')
+                                'policy:=oracle', 'renderer:=tiny', timeout_s=RUN_TIMEOUT_S,
+                                domain_seed=os.getpid())
     lines = output.strip().splitlines()
     assert code == 0, output[-4000:]
     assert lines[-1] == 'success: 3/3', output[-4000:]

@@ -78,6 +78,12 @@ class Harness:
         self.wait(future.done, 'goal result')
         return future.result().status, future.result().result
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
     def close(self):
         self.executor.shutdown()
         for node in self.nodes:

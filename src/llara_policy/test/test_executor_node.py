@@ -40,11 +40,8 @@ def env():
 
 @pytest.fixture
 def harness():
-    h = Harness()
-    try:
+    with Harness() as h:
         yield h
-    finally:
-        h.close()
 
 
 class Gate:

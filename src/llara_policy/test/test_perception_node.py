@@ -51,11 +51,8 @@ class Harness(ros_harness.Harness):
 
 @pytest.fixture
 def harness():
-    h = Harness()
-    try:
+    with Harness() as h:
         yield h
-    finally:
-        h.close()
 
 
 def write_frames(folder: Path, count: int, height=128, width=256, offset=0) -> list[np.ndarray]:

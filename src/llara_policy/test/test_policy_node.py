@@ -83,11 +83,8 @@ class Harness(ros_harness.Harness):
 
 @pytest.fixture
 def harness():
-    h = Harness()
-    try:
+    with Harness() as h:
         yield h
-    finally:
-        h.close()
 
 
 def stamp_ns(msg) -> int:
