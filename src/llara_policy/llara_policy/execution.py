@@ -154,3 +154,18 @@ def table_action_from_step(mapper: ModelFrameMapper, step: ActionStep) -> TableA
     yaw_rad = mapper.rotation_to_yaw_delta_rad(step.pick, step.rotation_cw_deg,
                                                RotationConvention.LLARA)
     return TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m), math.degrees(yaw_rad))
+
+
+def executed_step(mapper: ModelFrameMapper, step: ActionStep, action: TableAction) -> ActionStep:
+    """Return `action` (what the executor commands for `step`) projected back into the model frame.
+
+    This is the step's entry in LLaRA's action history: the executed base-frame targets, not
+    the model's text (LLaRA's evaluation rebuilds its history from the executed action dicts,
+    llara-spec 3.4). The object phrase is dropped (history writes `object`); effector and
+    step number are the step's. ProjectionError when a target leaves the model frame.
+    """
+    table_z_m = mapper.calibration.table_z_m
+    pick = mapper.base_to_model_point(BasePoint(*action.pick_xy_m, table_z_m))
+    place = mapper.base_to_model_point(BasePoint(*action.place_xy_m, table_z_m))
+    return ActionStep(pick, place, -round(action.yaw_change_deg), effector=step.effector,
+                      step_number=step.step_number)

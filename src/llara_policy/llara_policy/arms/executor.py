@@ -36,7 +36,12 @@ from llara_policy.errors import (
     UnsafeTargetError,
     ValueRangeError,
 )
-from llara_policy.execution import ModelFrameMapper, TableAction, table_action_from_step
+from llara_policy.execution import (
+    ModelFrameMapper,
+    TableAction,
+    executed_step,
+    table_action_from_step,
+)
 from llara_policy.geometry.calibration_checks import check_workspace_fit
 from llara_policy.types import ActionStep, Effector, check_real
 from llara_policy.workspace import Workspace, check_table_action
@@ -132,6 +137,8 @@ class ExecutionResult:
     """A step executed (or fully checked, when `dry_run`).
 
     `action` is the base-frame table action (metres, yaw change in degrees about +z);
+    `executed` the action projected back into the model frame (`execution.executed_step`: the
+    step's entry in LLaRA's history);
     `pick_xyz_mm` / `place_xyz_mm` the primitive's targets (z: the assumed support);
     `phases` the phases reported, in order; `grip_height_mm` the cup's height above the pick
     support when it gripped (None for a sweep or a dry run).
@@ -139,6 +146,7 @@ class ExecutionResult:
 
     step: ActionStep
     action: TableAction
+    executed: ActionStep
     pick_xyz_mm: tuple[float, float, float]
     place_xyz_mm: tuple[float, float, float]
     phases: tuple[Phase, ...]
@@ -287,6 +295,7 @@ class Executor:
                                   f'{pre.model_height_px}')
         action = table_action_from_step(self.mapper, step)
         check_table_action(self.workspace, action)
+        executed = executed_step(self.mapper, step, action)
         table_mm = 1000.0 * self.workspace.table_z_m
         c = self.config
         if step.effector is Effector.SPATULA:
@@ -313,8 +322,8 @@ class Executor:
                 grip_height_mm = pick_and_place(self.arm, self.workspace, pick, place,
                                                 action.yaw_change_deg, c.pick_place,
                                                 on_phase=on_phase).grip_height_mm
-        return ExecutionResult(step, action, pick, place, tuple(run.phases), grip_height_mm,
-                               dry_run)
+        return ExecutionResult(step, action, executed, pick, place, tuple(run.phases),
+                               grip_height_mm, dry_run)
 
     def _enter(self, run: _Run, phase: Phase) -> None:
         """Report a phase, then refuse to go on if a cancel or stop came in."""

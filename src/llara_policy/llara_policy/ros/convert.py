@@ -78,7 +78,8 @@ def result_msg(result: ExecutionResult, base_frame: str, stamp: Time) -> Execute
         message='dry run: mapped and checked, nothing moved' if result.dry_run else 'executed',
         pick_in_base=_point_m(result.pick_xyz_mm, base_frame, stamp),
         place_in_base=_point_m(result.place_xyz_mm, base_frame, stamp),
-        yaw_change_deg=float(result.action.yaw_change_deg), dry_run=result.dry_run)
+        yaw_change_deg=float(result.action.yaw_change_deg),
+        executed_step=step_to_msg(result.executed), dry_run=result.dry_run)
 
 
 def failure(error: BaseException) -> ExecutionFailure:
