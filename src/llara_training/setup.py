@@ -20,5 +20,5 @@ setup(
     maintainer_email='maintainers@llara-ros.invalid',
     description='LLaRA data conversion, auxiliary datasets, fine-tuning and evaluation.',
     license='Apache-2.0',
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': ['llara_training = llara_training.__main__:main']},
 )
