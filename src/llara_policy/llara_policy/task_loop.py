@@ -1,10 +1,13 @@
 """The closed task loop of LLaRA's single-step mode, free of ROS: plan, execute, remember, repeat.
 
 `TaskLoop.run` asks the policy for a plan given the instruction and the history, executes the
-plan's first step, appends that step (as sent, in the model frame) to the history, and stops on
-success (reported by the environment), the step limit, a failed step, an error or cancel. The
-ROS node (`ros/task_node.py`) supplies the ports: a policy query, a step execution, the episode
-status and feedback. Plans and steps are opaque here (a plan has a non-empty `steps` sequence).
+plan's first step, appends the step as executed to the history, and stops on success (reported
+by the environment), the step limit, a failed step, an error or cancel. The history holds what
+the executor reports it executed, projected back into the model frame, not the step as sent:
+LLaRA's evaluation rebuilds its history from the executed actions (llara-spec 3.4), and a
+step the executor moved differs from the model's text by the mapping's rounding. The ROS node
+(`ros/task_node.py`) supplies the ports: a policy query, a step execution, the episode status
+and feedback. Plans and steps are opaque here (a plan has a non-empty `steps` sequence).
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,7 +90,10 @@ class EpisodeStatus:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """How a task ended: success, the executed steps in order, the end and its message."""
+    """How a task ended: success, the executed steps in order, the end and its message.
+
+    `steps` are what `TaskPorts.execute` returned: the history the policy saw.
+    """
 
     success: bool
     steps: tuple
@@ -101,8 +107,11 @@ class TaskPorts(Protocol):
     def ask_policy(self, instruction: str, history: Sequence[Any]) -> Any:
         """Return the plan for a frame taken now; TaskLoopError when none comes in time."""
 
-    def execute(self, step: Any, plan: Any) -> None:
-        """Execute `step` (the plan's first); StepFailedError, TaskCanceledError, TaskLoopError."""
+    def execute(self, step: Any, plan: Any) -> Any:
+        """Execute `step` (the plan's first); return the step as executed, in history form.
+
+        Raises StepFailedError, TaskCanceledError or TaskLoopError when nothing was executed.
+        """
 
     def episode_status(self) -> Optional[EpisodeStatus]:
         """Return the status after the step just executed, or None without an environment."""
@@ -140,9 +149,8 @@ class TaskLoop:
                 plan = self.ports.ask_policy(instruction, tuple(history))
                 if not plan.steps:
                     raise TaskLoopError('the policy sent a plan without steps')
-                step = plan.steps[0]
                 self.ports.feedback(number, plan, 'executing')
-                self.ports.execute(step, plan)
+                executed = self.ports.execute(plan.steps[0], plan)
             except TaskCanceledError:
                 return outcome(TaskEnd.CANCELED)
             except StepFailedError as err:
@@ -150,7 +158,7 @@ class TaskLoop:
                 return outcome(TaskEnd.FAILURE, f'step {number} failed: {err}')
             except LlaraError as err:
                 return outcome(TaskEnd.ERROR, f'step {number}: {err}')
-            history.append(step)
+            history.append(executed)
             self.ports.feedback(number, plan, 'done')
             try:
                 status = self.ports.episode_status()

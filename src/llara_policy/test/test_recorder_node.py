@@ -1,6 +1,7 @@
 """recorder_node in-process: what is published comes back from the bag, read by `rosbags` alone
 (AnyReader with no typestore, so the llara_msgs definitions must be inside the bag); a used
-output_dir is refused with exit 2; Ctrl-C finishes a readable bag."""
+output_dir is refused with exit 2; Ctrl-C finishes a readable bag. Executed steps
+(executor/executed, base-frame targets) and task results (task/result) come back too."""
 from datetime import datetime
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import time
 
 from ament_index_python.packages import get_package_share_directory
+from geometry_msgs.msg import Point
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -20,7 +22,7 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from llara_msgs.msg import ActionPlan, ActionStep, SimStatus
+from llara_msgs.msg import ActionPlan, ActionStep, ExecutedStep, SimStatus, TaskResult
 from llara_policy.errors import ConfigError
 from llara_policy.recording import resolve_output_dir
 from llara_policy.ros.recorder_node import (
@@ -45,6 +47,11 @@ def read_bag(path: Path) -> dict[str, list]:
 
 def frame(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+
+def step_fields(step) -> tuple:
+    return (step.step_number, step.effector, step.object_text, step.pick_x_norm,
+            step.pick_y_norm, step.place_x_norm, step.place_y_norm, step.rotation_cw_deg)
 
 
 def image_message(pixels: np.ndarray) -> Image:
@@ -131,14 +138,50 @@ def test_published_images_plans_and_status_come_back_from_the_bag(harness, tmp_p
         assert (got.instruction, got.raw_text, got.query_id, got.model_image_width,
                 got.model_image_height, got.generated_tokens, got.inference_time_s) == (
             sent.instruction, sent.raw_text, sent.query_id, 256, 128, 42, 0.5)
-        assert [(s.step_number, s.effector, s.object_text, s.pick_x_norm, s.pick_y_norm,
-                 s.place_x_norm, s.place_y_norm, s.rotation_cw_deg) for s in got.steps] == [
-            (s.step_number, s.effector, s.object_text, s.pick_x_norm, s.pick_y_norm,
-             s.place_x_norm, s.place_y_norm, s.rotation_cw_deg) for s in sent.steps]
+        assert [step_fields(s) for s in got.steps] == [step_fields(s) for s in sent.steps]
     (_, got_status), = messages['/sim/status']
     assert (got_status.task, got_status.partition, got_status.seed, got_status.steps,
             got_status.max_steps, got_status.success, got_status.done) == (
         'rotate', 'placement_generalization', -7, 2, 3, True, True)
+
+
+def test_executed_steps_and_task_results_come_back_from_the_bag(harness, tmp_path):
+    h, bag = harness, tmp_path / 'episode'
+    recorder = start_recorder(h, bag)
+    executed_pub = h.client.create_publisher(ExecutedStep, 'executor/executed', RELIABLE_QOS)
+    result_pub = h.client.create_publisher(TaskResult, 'task/result', RELIABLE_QOS)
+    sent = plan_message(3).steps[0]
+    moved = ActionStep(step_number=1, pick_x_norm=0.126, pick_y_norm=0.5,
+                       place_x_norm=0.75, place_y_norm=0.28, rotation_cw_deg=89)
+    executed = ExecutedStep(
+        header=Header(frame_id='link_base'), requested=sent, model_image_width=256,
+        model_image_height=128, mapped=True, executed=moved,
+        pick_in_base=Point(x=0.31, y=-0.12, z=0.0), place_in_base=Point(x=0.42, y=0.2, z=0.0),
+        yaw_change_deg=-89.0, success=True, message='executed')
+    refused = ExecutedStep(requested=sent, mapped=False, error_code=3, message='outside')
+    result = TaskResult(instruction='put the red block in the bowl', max_steps=8,
+                        success=True, message='success', steps=[moved])
+    for message in (executed, refused):
+        publish_and_wait(h, recorder, executed_pub, message, '/executor/executed')
+    publish_and_wait(h, recorder, result_pub, result, '/task/result')
+    stop_recorder(h, recorder)
+
+    messages = read_bag(bag)
+    got = [m for _, m in messages['/executor/executed']]
+    assert [type(m).__msgtype__ for m in got] == ['llara_msgs/msg/ExecutedStep'] * 2
+    assert (got[0].header.frame_id, got[0].mapped, got[0].success, got[0].yaw_change_deg,
+            got[0].model_image_width, got[0].model_image_height) == (
+        'link_base', True, True, -89.0, 256, 128)
+    assert (got[0].pick_in_base.x, got[0].pick_in_base.y, got[0].place_in_base.x,
+            got[0].place_in_base.y) == (0.31, -0.12, 0.42, 0.2)
+    assert step_fields(got[0].requested) == step_fields(sent)
+    assert step_fields(got[0].executed) == step_fields(moved)
+    assert (got[1].mapped, got[1].success, got[1].error_code, got[1].message) == (
+        False, False, 3, 'outside')
+    (_, task), = messages['/task/result']
+    assert (task.instruction, task.max_steps, task.success, task.message) == (
+        'put the red block in the bowl', 8, True, 'success')
+    assert [step_fields(s) for s in task.steps] == [step_fields(moved)]
 
 
 def test_bag_type_hashes_match_the_built_llara_msgs(harness, tmp_path):
@@ -150,7 +193,8 @@ def test_bag_type_hashes_match_the_built_llara_msgs(harness, tmp_path):
     with AnyReader([tmp_path / 'bag']) as reader:
         hashes = {c.msgtype: c.digest for c in reader.connections}
     for msgtype in ('llara_msgs/msg/ActionPlan', 'llara_msgs/msg/PolicyQuery',
-                    'llara_msgs/msg/SimStatus', 'llara_msgs/msg/PolicyStatus'):
+                    'llara_msgs/msg/SimStatus', 'llara_msgs/msg/PolicyStatus',
+                    'llara_msgs/msg/ExecutedStep', 'llara_msgs/msg/TaskResult'):
         description = share / (msgtype.rsplit('/', 1)[1] + '.json')
         expected = json.loads(description.read_text())['type_hashes'][0]['hash_string']
         assert hashes[msgtype] == expected, msgtype

@@ -1,6 +1,7 @@
 """task_node in-process against small fake policy, executor and sim nodes written here: success
-from sim/status, history as executed, step limit, failed step, silent policy, cancel; and the
-ROS-free TaskLoop's endings."""
+from sim/status, history = the executor's executed steps (not the steps as sent), step limit,
+failed step, silent policy, cancel, one task/result per goal; and the ROS-free TaskLoop's
+endings and history."""
 import itertools
 import os
 import threading
@@ -16,10 +17,11 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from llara_msgs.action import ExecuteStep, RunTask
-from llara_msgs.msg import ActionPlan, ActionStep, PolicyQuery, SimStatus
+from llara_msgs.msg import ActionPlan, ActionStep, PolicyQuery, SimStatus, TaskResult
 from llara_policy.errors import ConfigError
 from llara_policy.ros.task_node import COMMAND_QOS, STATUS_QOS, TaskNode
 from llara_policy.task_loop import (
+    LLARA_MAX_STEPS,
     EpisodeStatus,
     StepFailedError,
     TaskEnd,
@@ -29,14 +31,28 @@ from llara_policy.task_loop import (
 
 WAIT_S = 15.0  # bound of every wait; the tests normally take well under a second each
 _NAMESPACES = itertools.count()
+MODEL_W, MODEL_H = 256, 128  # the fake policy's model frame, pixels
+
+
+def executed_of(step: ActionStep, off_frame: bool = False) -> ActionStep:
+    """What the fake executor reports as executed for `step`: as a real executor's projection
+    back from the base frame, it differs from the step as sent (points moved by one model
+    pixel, rotation by one degree, the object phrase dropped); `off_frame` moves the pick
+    point out of the model frame (a malformed result)."""
+    return ActionStep(step_number=step.step_number, effector=step.effector, object_text='',
+                      pick_x_norm=1.5 if off_frame else step.pick_x_norm + 1 / MODEL_W,
+                      pick_y_norm=step.pick_y_norm - 1 / MODEL_H,
+                      place_x_norm=step.place_x_norm - 1 / MODEL_W,
+                      place_y_norm=step.place_y_norm + 1 / MODEL_H,
+                      rotation_cw_deg=step.rotation_cw_deg + 1)
 
 
 class FakeGraph:
     """Policy, executor and sim stand-ins in one namespace of a fresh context."""
 
     def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False,
-                 initial_status=True):
-        self.answer, self.succeed_after = answer, succeed_after
+                 initial_status=True, off_frame=False):
+        self.answer, self.succeed_after, self.off_frame = answer, succeed_after, off_frame
         self.step_ok, self.hold_step = step_ok, hold_step
         # A namespace of our own: other tests on this machine may run the real graph.
         self.namespace = f'/task_test_{os.getpid()}_{next(_NAMESPACES)}'
@@ -47,6 +63,7 @@ class FakeGraph:
         self.executor = MultiThreadedExecutor(num_threads=8, context=self.context)
         self.nodes = []
         self.queries, self.goals, self.feedback, self.statuses = [], [], [], []
+        self.task_results = []
         self.step_canceled = threading.Event()
         self.steps_done = 0
         fake = self.add(Node('fakes', namespace=self.namespace, context=self.context))
@@ -55,6 +72,8 @@ class FakeGraph:
         self.status_pub = fake.create_publisher(SimStatus, 'sim/status', STATUS_QOS)
         fake.create_subscription(PolicyQuery, 'policy/query', self.on_query, COMMAND_QOS,
                                  callback_group=group)
+        fake.create_subscription(TaskResult, 'task/result', self.task_results.append,
+                                 COMMAND_QOS, callback_group=group)
         self.server = ActionServer(fake, ExecuteStep, 'execute_step', self.on_step,
                                    goal_callback=lambda _: GoalResponse.ACCEPT,
                                    cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -96,7 +115,8 @@ class FakeGraph:
         self.plan_pub.publish(ActionPlan(query_id=query.query_id + 1000, steps=[step]))
         self.plan_pub.publish(ActionPlan(query_id=query.query_id, steps=[step],
                                          instruction=query.instruction,
-                                         model_image_width=256, model_image_height=128))
+                                         model_image_width=MODEL_W,
+                                         model_image_height=MODEL_H))
 
     def on_step(self, goal_handle):
         self.goals.append(goal_handle.request)
@@ -114,7 +134,9 @@ class FakeGraph:
         self.steps_done += 1
         self.publish_status()
         goal_handle.succeed()
-        return ExecuteStep.Result(success=True)
+        return ExecuteStep.Result(success=True,
+                                  executed_step=executed_of(goal_handle.request.step,
+                                                            self.off_frame))
 
     def run_task(self, instruction='put the red block in the bowl', max_steps=0,
                  cancel=False):
@@ -130,6 +152,15 @@ class FakeGraph:
                 time.sleep(0.01)
             wait_for(handle.cancel_goal_async())
         return wait_for(result)
+
+    def wait_task_results(self, count: int) -> list:
+        """The task/result messages once `count` came (bounded), after a short grace for more."""
+        deadline = time.monotonic() + WAIT_S
+        while len(self.task_results) < count:
+            assert time.monotonic() < deadline, f'{len(self.task_results)} of {count} results'
+            time.sleep(0.01)
+        time.sleep(0.2)  # a second result for the same goal would arrive meanwhile
+        return list(self.task_results)
 
     def close(self):
         self.executor.shutdown()
@@ -165,9 +196,12 @@ def test_runs_until_sim_reports_success_with_executed_history(graph):
     assert response.status == 4  # SUCCEEDED
     assert result.success and result.message == 'success'
     assert len(result.steps) == 2 and len(g.goals) == 2
-    # Each query carries the steps executed so far (as sent), and a not_before stamp.
-    assert [len(q.history) for q in g.queries] == [0, 1]
-    assert g.queries[1].history[0] == g.goals[0].step
+    # Each query carries the steps executed so far as the executor reported them (projected
+    # back into the model frame), not as sent; the result's steps are the same.
+    executed = [executed_of(goal.step) for goal in g.goals]
+    assert executed[0] != g.goals[0].step
+    assert [list(q.history) for q in g.queries] == [[], executed[:1]]
+    assert list(result.steps) == executed
     assert g.queries[1].query_id > g.queries[0].query_id
     # not_before: when the sim read the scene after the last motion (the latest sim/status).
     assert [q.not_before for q in g.queries] == [s.header.stamp for s in g.statuses[:2]]
@@ -177,6 +211,12 @@ def test_runs_until_sim_reports_success_with_executed_history(graph):
     assert (g.goals[0].model_image_width, g.goals[0].model_image_height) == (256, 128)
     statuses = [(f.feedback.step_number, f.feedback.status) for f in g.feedback]
     assert statuses == [(1, 'executing'), (1, 'done'), (2, 'executing'), (2, 'done')]
+    # One task/result, the same as the action's result.
+    (published,) = g.wait_task_results(1)
+    assert (published.instruction, published.max_steps, published.success,
+            published.message) == ('put the red block in the bowl', LLARA_MAX_STEPS, True,
+                                   'success')
+    assert list(published.steps) == executed
 
 
 def test_a_goal_sent_before_the_first_sim_status_waits_for_it(graph):
@@ -195,6 +235,11 @@ def test_step_limit_from_goal_and_from_parameter(graph):
     assert not result.success and result.message == 'step_limit' and len(result.steps) == 3
     result = g.run_task(max_steps=0).result
     assert not result.success and result.message == 'step_limit' and len(result.steps) == 2
+    # One task/result per goal, with the limit each ran under; the history restarts per task.
+    published = g.wait_task_results(2)
+    assert [(r.max_steps, r.success, r.message, len(r.steps)) for r in published] == [
+        (3, False, 'step_limit', 3), (2, False, 'step_limit', 2)]
+    assert [len(q.history) for q in g.queries] == [0, 1, 2, 0, 1]
 
 
 def test_without_sim_runs_to_the_step_limit(graph):
@@ -213,6 +258,21 @@ def test_failed_step_aborts_with_the_executor_message(graph):
     assert 'target outside the workspace' in response.result.message
     assert 'error_code 3' in response.result.message
     assert g.feedback[-1].feedback.status.startswith('failed: ')
+    (published,) = g.wait_task_results(1)
+    assert (published.success, published.message, list(published.steps)) == (
+        False, response.result.message, [])
+
+
+def test_an_executed_step_off_the_model_frame_ends_the_task_with_an_error(graph):
+    # A malformed executed step is refused (never clipped into the frame and never used as
+    # history): the goal aborts naming the bad value, after the one step.
+    g = graph(off_frame=True, succeed_after=99)
+    response = g.run_task()
+    assert response.status == 6
+    assert 'step 1' in response.result.message and 'x_norm' in response.result.message
+    assert len(g.goals) == 1 and len(g.queries) == 1 and not response.result.steps
+    (published,) = g.wait_task_results(1)
+    assert published.message == response.result.message and not published.success
 
 
 def test_silent_policy_aborts_with_a_message(graph):
@@ -229,21 +289,27 @@ def test_cancel_cancels_the_running_step(graph):
     assert response.status == 5  # CANCELED
     assert response.result.message == 'canceled' and not response.result.success
     assert g.step_canceled.wait(WAIT_S)
+    (published,) = g.wait_task_results(1)
+    assert (published.success, published.message) == (False, 'canceled')
 
 
 class ScriptedPorts:
-    """TaskPorts over lists, for the ROS-free loop."""
+    """TaskPorts over lists, for the ROS-free loop: plan k's first step is ('sent', k); the
+    executor reports ('executed', k) for it (what it moved differs from what was sent)."""
 
     def __init__(self, statuses, fail_at=None):
-        self.statuses, self.fail_at, self.executed = list(statuses), fail_at, []
+        self.statuses, self.fail_at = list(statuses), fail_at
+        self.histories, self.sent = [], []
 
     def ask_policy(self, instruction, history):
-        return type('Plan', (), {'steps': (len(history),)})()
+        self.histories.append(history)
+        return type('Plan', (), {'steps': (('sent', len(self.histories)), ('sent', -1))})()
 
     def execute(self, step, plan):
-        if step == self.fail_at:
+        if step[1] == self.fail_at:
             raise StepFailedError('grasp failed')
-        self.executed.append(step)
+        self.sent.append(step)
+        return ('executed', step[1])
 
     def episode_status(self):
         return self.statuses.pop(0)
@@ -259,12 +325,21 @@ def test_loop_endings_without_ros():
     done = EpisodeStatus(success=False, done=True)
     running = EpisodeStatus(success=False, done=False)
     outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running, done])).run('x')
-    assert (outcome.end, outcome.steps) == (TaskEnd.FAILURE, (0, 1))
-    outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running], fail_at=1)).run('x')
+    assert (outcome.end, outcome.steps) == (TaskEnd.FAILURE, (('executed', 1), ('executed', 2)))
+    outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running], fail_at=2)).run('x')
     assert outcome.end is TaskEnd.FAILURE and 'grasp failed' in outcome.message
-    assert outcome.steps == (0,)
+    assert outcome.steps == (('executed', 1),)
     outcome = TaskLoop(TaskLoopConfig(max_steps=3), ScriptedPorts([None] * 3)).run('x')
     assert (outcome.end, len(outcome.steps)) == (TaskEnd.STEP_LIMIT, 3)
+
+
+def test_history_is_the_executed_steps_not_the_steps_sent():
+    ports = ScriptedPorts([None] * 3)
+    outcome = TaskLoop(TaskLoopConfig(max_steps=3), ports).run('x')
+    # Only each plan's first step was sent; the next query's history is what execute returned.
+    assert ports.sent == [('sent', 1), ('sent', 2), ('sent', 3)]
+    assert ports.histories == [(), (('executed', 1),), (('executed', 1), ('executed', 2))]
+    assert outcome.steps == (('executed', 1), ('executed', 2), ('executed', 3))
 
 
 @pytest.mark.parametrize('field,value', [('max_steps', 0), ('policy_timeout_s', 0.0),

@@ -15,7 +15,14 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from llara_msgs.msg import ActionPlan, PolicyQuery, PolicyStatus, SimStatus
+from llara_msgs.msg import (
+    ActionPlan,
+    ExecutedStep,
+    PolicyQuery,
+    PolicyStatus,
+    SimStatus,
+    TaskResult,
+)
 from llara_policy.recording import BagRecorder, RecorderConfig, make_typestore, resolve_output_dir
 from llara_policy.ros.params import declare_config
 from llara_policy.ros.run import run_node
@@ -24,9 +31,12 @@ NODE_NAME = 'recorder_node'
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# (relative topic, message class, QoS) as in graph_contract.md. The executed steps are the
-# first step of each policy/plan the task loop acts on; their outcome is sim/status (the
-# ExecuteStep/RunTask feedback and results travel on hidden action topics, not recorded).
+# (relative topic, message class, QoS); README "Recording" lists them. What the model saw and
+# was asked (camera, policy/query with the history), what it answered (policy/plan), what the
+# executor did with each step (executor/executed: the step as sent, the base-frame targets, the
+# executed step in history form and the outcome), how each task ended (task/result) and the
+# sim's score (sim/status). The ExecuteStep/RunTask feedback and results travel on hidden action
+# topics and are not recorded: executor/executed and task/result carry the same facts.
 RECORDED_TOPICS = (
     ('camera/image', Image, qos_profile_sensor_data),
     ('camera/camera_info', CameraInfo, qos_profile_sensor_data),
@@ -35,6 +45,8 @@ RECORDED_TOPICS = (
     ('policy/plan', ActionPlan, RELIABLE_QOS),
     ('policy/status', PolicyStatus, LATCHED_QOS),
     ('sim/status', SimStatus, LATCHED_QOS),
+    ('executor/executed', ExecutedStep, RELIABLE_QOS),
+    ('task/result', TaskResult, RELIABLE_QOS),
 )
 
 

@@ -3,8 +3,12 @@
 Parameters are the fields of `task_loop.TaskLoopConfig`. Per step it publishes a PolicyQuery on
 `policy/query` (not_before = after the last motion), waits for the ActionPlan with that
 query_id on `policy/plan`, sends the plan's first step to the `execute_step` action and, with
-`success_source:=sim`, waits for the `sim/status` published after that step. Every wait is
-bounded; a cancel of the RunTask goal cancels the running ExecuteStep goal. One task at a time.
+`success_source:=sim`, waits for the `sim/status` published after that step. The history of the
+next query is the executed steps (ExecuteStep.Result.executed_step: the executed targets
+projected back into the model frame), not the plans' steps. Every wait is bounded; a cancel of
+the RunTask goal cancels the running ExecuteStep goal. One task at a time. Every finished goal,
+whatever its ending, is also published as a TaskResult on `task/result` (for recorders and
+monitors: the action's result travels on a hidden topic).
 """
 from collections.abc import Sequence
 import threading
@@ -19,7 +23,8 @@ from rclpy.time import Time
 from std_msgs.msg import Header
 
 from llara_msgs.action import ExecuteStep, RunTask
-from llara_msgs.msg import ActionPlan, PolicyQuery, SimStatus
+from llara_msgs.msg import ActionPlan, PolicyQuery, SimStatus, TaskResult
+from llara_policy.ros import convert
 from llara_policy.ros.params import declare_config
 from llara_policy.ros.run import run_node
 from llara_policy.task_loop import (
@@ -31,11 +36,15 @@ from llara_policy.task_loop import (
     TaskLoopConfig,
     TaskLoopError,
 )
+from llara_policy.types import ActionStep
 
 NODE_NAME = 'task_node'
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# task/result: COMMAND_QOS, not latched. A result is an event of one episode; a recorder or
+# monitor started later must not take an old task's result for one of its own episodes.
+RESULT_TOPIC = 'task/result'
 _POLL_S = 0.05  # how often a wait looks at the cancel flag
 
 
@@ -103,14 +112,18 @@ class GoalPorts:
         # on the robot, now (the ExecuteStep result came after the motion ended).
         not_before = status.header.stamp if status is not None else now
         node.query_pub.publish(PolicyQuery(header=Header(stamp=now), query_id=query_id,
-                                           instruction=instruction, history=list(history),
+                                           instruction=instruction,
+                                           history=[convert.step_to_msg(s) for s in history],
                                            not_before=not_before))
         return self._wait(lambda: node.plans.pop(query_id, None),
                           max(deadline - time.monotonic(), _POLL_S),
                           f'plan for policy query {query_id} on policy/plan')
 
-    def execute(self, step, plan: ActionPlan) -> None:
-        """Send `step` as an ExecuteStep goal (model frame size from `plan`); wait for it."""
+    def execute(self, step, plan: ActionPlan) -> ActionStep:
+        """Send `step` as an ExecuteStep goal (model frame size from `plan`); wait for it.
+
+        Returns the executor's executed step (core type; ValueRangeError for a malformed one).
+        """
         client = self.node.execute_client
         if not client.wait_for_server(timeout_sec=self.config.server_timeout_s):
             raise TaskLoopError(f'no execute_step action server within '
@@ -132,6 +145,7 @@ class GoalPorts:
             if result.arm_code:
                 code += f', arm_code {result.arm_code}'
             raise StepFailedError(f'{result.message} ({code})')
+        return convert.step_from_msg(result.executed_step)
 
     def _wait_future(self, future, timeout_s: float, what: str, on_cancel):
         """Wait for a future; on a RunTask cancel or timeout cancel `on_cancel` (a goal handle)."""
@@ -191,6 +205,7 @@ class TaskNode(Node):
         self.busy = False
         group = ReentrantCallbackGroup()
         self.query_pub = self.create_publisher(PolicyQuery, 'policy/query', COMMAND_QOS)
+        self.result_pub = self.create_publisher(TaskResult, RESULT_TOPIC, COMMAND_QOS)
         self.plan_sub = self.create_subscription(
             ActionPlan, 'policy/plan', self.on_plan, COMMAND_QOS, callback_group=group)
         if self.config.success_source == 'sim':
@@ -237,13 +252,20 @@ class TaskNode(Node):
         request = goal_handle.request
         try:
             loop = TaskLoop(self.config, GoalPorts(self, goal_handle))
-            self.get_logger().info(f'task {request.instruction!r} (max_steps '
-                                   f'{loop.step_limit(request.max_steps)})')
+            max_steps = loop.step_limit(request.max_steps)
+            self.get_logger().info(f'task {request.instruction!r} (max_steps {max_steps})')
             outcome = loop.run(request.instruction, request.max_steps)
         finally:
             with self.condition:
                 self.busy = False
                 self.pending_query_id = 0
+        steps = [convert.step_to_msg(step) for step in outcome.steps]
+        # Before the goal's status changes: whoever waits for the action result (the launcher
+        # stopping a recording) finds task/result already sent.
+        self.result_pub.publish(TaskResult(
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            instruction=request.instruction, max_steps=max_steps, success=outcome.success,
+            message=outcome.message, steps=steps))
         if outcome.end is TaskEnd.SUCCESS:
             goal_handle.succeed()
         elif outcome.end is TaskEnd.CANCELED and goal_handle.is_cancel_requested:
@@ -255,8 +277,7 @@ class TaskNode(Node):
             self.get_logger().info(summary)
         else:
             self.get_logger().warning(summary)
-        return RunTask.Result(success=outcome.success, steps=list(outcome.steps),
-                              message=outcome.message)
+        return RunTask.Result(success=outcome.success, steps=steps, message=outcome.message)
 
 
 def main(args=None) -> int:
