@@ -22,5 +22,5 @@ setup(
     maintainer_email='maintainers@llara-ros.invalid',
     description='Launch files, configs and the graph declaration of the LLaRA stack.',
     license='Apache-2.0',
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': ['llara_task = llara_bringup.operator:main']},
 )
