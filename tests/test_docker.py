@@ -24,10 +24,35 @@ def test_every_path_the_dockerfile_copies_exists():
                 assert (ROOT / source).exists(), f'Dockerfile copies missing {source}'
 
 
-def test_compose_uses_host_network_the_gpu_and_read_only_mounts():
-    compose = yaml.safe_load((ROOT / 'docker' / 'compose.yaml').read_text())
-    service = compose['services']['llara']
+def _service() -> dict:
+    return yaml.safe_load((ROOT / 'docker' / 'compose.yaml').read_text())['services']['llara']
+
+
+def test_compose_uses_host_network_the_gpu_and_read_only_config_and_models():
+    service = _service()
     assert service['network_mode'] == 'host'
     gpu = service['deploy']['resources']['reservations']['devices'][0]
     assert gpu['driver'] == 'nvidia' and 'gpu' in gpu['capabilities']
-    assert all(v.endswith(':ro') for v in service['volumes'])
+    # '${HOST_DIR:-default}:/container[:ro]': the container path follows the closing brace.
+    mounts = {v.split('}:', 1)[1].split(':')[0]: v for v in service['volumes']}
+    assert mounts['/config'].endswith(':ro') and mounts['/models'].endswith(':ro')
+    # Recordings are the one writable mount, where record:=true writes (working_dir).
+    assert not mounts['/data/recordings'].endswith(':ro')
+    assert service['working_dir'] == '/data'
+
+
+def test_compose_starts_the_robot_graph_with_known_arguments_and_dry_run_by_default():
+    from llara_bringup.graphs import GRAPHS
+
+    command = _service()['command']
+    assert command[:4] == ['ros2', 'launch', 'llara_bringup', 'xarm.launch.py']
+    graph = GRAPHS['xarm.launch.py']
+    valid = {argument.name for argument in graph.arguments}
+    given = dict(item.split(':=', 1) for item in command[4:])
+    assert set(given) <= valid, f'unknown launch arguments: {set(given) - valid}'
+    # Nothing moves unless the user sets DRY_RUN=false; the graph's own default agrees.
+    assert given['dry_run'] == '${DRY_RUN:-true}'
+    assert next(a.default for a in graph.arguments if a.name == 'dry_run') == 'true'
+    assert given['calibration_file'].startswith('/config/')
+    assert given['policy'].startswith('/models/${MODEL:?')  # no model: compose refuses to start
+    assert (ROOT / 'src' / 'llara_bringup' / 'launch' / 'xarm.launch.py').is_file()
