@@ -29,6 +29,19 @@ class Workspace:
     height above `table_z_m` any target may have (the suction cup's tip may touch the table,
     never press into it); `reach_*_m` bound the horizontal distance from the base's z axis.
     Fields use ROS parameter types so a node can declare one parameter per field.
+
+    Args:
+        x_min_m: smallest x (forward) of any TCP target and pick/place point, base frame (m).
+        x_max_m: largest x of any target (m).
+        y_min_m: smallest y (left) of any target (m).
+        y_max_m: largest y of any target (m).
+        table_z_m: table top height in the base frame (m); must agree with the calibration's.
+        z_floor_above_table_m: lowest TCP height above the table any target may have (m).
+        z_max_m: highest TCP z of any target, e.g. travel height or home (m).
+        reach_min_m: smallest horizontal distance of a target from the base z axis (m).
+        reach_max_m: largest horizontal distance of a target from the base z axis (m).
+        max_yaw_change_deg: largest tool rotation one step may command (deg).
+        max_speed_mm_s: cap on every commanded TCP speed (mm/s, at most the xArm's 1000).
     """
 
     x_min_m: float = 0.2

@@ -58,6 +58,23 @@ class PickPlaceConfig:
     `probe_step_mm` must stay below the suction's catch distance so the cup never presses an
     object into the table. The held object is released `place_clearance_mm` above the place
     point's support. The tool points down (roll 180, pitch 0), yaw `pick_yaw_deg` at the pick.
+
+    Args:
+        travel_height_mm: TCP height above the table for moves between points (mm).
+        approach_mm: height above the pick/place support where descents start (mm); above the
+            tallest object.
+        probe_step_mm: the probing descent's step towards the object (mm).
+        min_clearance_mm: lowest cup height above the support while probing or releasing (mm).
+        place_clearance_mm: the held object is released this high above the place support (mm).
+        travel_speed_mm_s: speed of travel moves (mm/s).
+        approach_speed_mm_s: speed of descents to approach height and lifts (mm/s).
+        probe_speed_mm_s: speed of the probing descent (mm/s).
+        suction_timeout_s: how long the suction may take to confirm a grip at each probe (s).
+        roll_deg: tool roll (180: pointing down) (deg).
+        pitch_deg: tool pitch (deg).
+        pick_yaw_deg: tool yaw at the pick; the place adds the step's yaw change (deg).
+        home_xyz_mm: the home position the arm returns to after a step (mm, base frame).
+        return_home: go home after each step (false: stay at travel height above the place).
     """
 
     travel_height_mm: float = 200.0
@@ -94,6 +111,19 @@ class SweepConfig:
 
     The blade starts `back_off_mm` behind the start point (so it lands behind the object, not
     on it) and stops as far short of the end point (so the object, not the blade, ends there).
+
+    Args:
+        travel_height_mm: TCP height above the table for moves between points (mm).
+        blade_clearance_mm: the blade's height above the sweep support while pushing (mm).
+        back_off_mm: the push starts this far behind the start point and stops this far short
+            of the end point (mm).
+        travel_speed_mm_s: speed of travel moves (mm/s).
+        approach_speed_mm_s: speed of the blade's descent and lift (mm/s).
+        push_speed_mm_s: speed of the push (mm/s).
+        roll_deg: tool roll (deg).
+        pitch_deg: tool pitch (deg).
+        home_xyz_mm: the home position the arm returns to after a sweep (mm, base frame).
+        return_home: go home after each sweep.
     """
 
     travel_height_mm: float = 200.0

@@ -55,6 +55,18 @@ class XArmConfig:
     yaw] from the flange. `tcp_load`: () keeps the saved load, else [kg, cog x, y, z (mm)].
     `vacuum_hardware_version`: 1 plug-in, 2 contact connection (the SDK's hardware_version).
     `vacuum_off_on_shutdown`: switch the suction off at shutdown (drops a held object).
+
+    Args:
+        robot_ip: the control box's IPv4 address.
+        connect_timeout_s: keep retrying the connection this long (s; 0: one attempt).
+        collision_sensitivity: 1 (least) to 5 (0, detection off, is refused).
+        reduced_mode: turn the controller's reduced mode on (caps the TCP speed).
+        reduced_max_tcp_speed_mm_s: the reduced mode's TCP speed cap (mm/s).
+        tcp_offset_mm_deg: [] keeps the controller's TCP offset, else [x, y, z, roll, pitch,
+            yaw] from the flange (mm, deg).
+        tcp_load: [] keeps the saved load, else [kg, cog x, y, z (mm)].
+        vacuum_hardware_version: 1 plug-in, 2 contact-connected vacuum gripper.
+        vacuum_off_on_shutdown: switch the suction off at shutdown (drops a held object).
     """
 
     robot_ip: str = '192.168.1.185'
