@@ -326,6 +326,11 @@ def detection_question(rng: random.Random) -> str:
     return '<image>\n' + rng.choice(DETECTION_PROMPTS)
 
 
+def format_object_phrase(name: str) -> str:
+    """`<p>NAME</p>`: how every LLaRA text names an object (tasks, steps, auxiliary questions)."""
+    return f"<p>{_checked_phrase('name', name)}</p>"
+
+
 def localization_question(name: str, rng: random.Random) -> str:
     """Draw an obj_loc question about `<p>NAME</p>` (LLaRA's `d` mode for one object)."""
     phrase = f"<p>{_checked_phrase('name', name)}</p>"
