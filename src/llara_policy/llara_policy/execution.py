@@ -20,7 +20,12 @@ from llara_policy.geometry.transforms import (
     as_points,
     image_rotation_to_yaw_delta_rad,
 )
-from llara_policy.geometry.vima_map import llara_rotation_to_yaw_delta_rad
+from llara_policy.geometry.vima_map import (
+    VimaFixedMap,
+    llara_history_rotation,
+    llara_rotation_to_yaw_delta_rad,
+    llara_stored_xy,
+)
 from llara_policy.types import ActionStep, ImagePoint, check_real
 
 
@@ -156,16 +161,40 @@ def table_action_from_step(mapper: ModelFrameMapper, step: ActionStep) -> TableA
     return TableAction((pick.x_m, pick.y_m), (place.x_m, place.y_m), math.degrees(yaw_rad))
 
 
+def history_rotation(yaw_change_deg: float) -> int:
+    """Return the history rotation for a yaw change: -round(yaw), wrapped into [-359, 359].
+
+    LLaRA's convention (rotation = -yaw) for whole degrees; a yaw of 360 or more (never from
+    an ActionStep, whose rotation is within [-359, 359]) wraps toward zero (360 -> 0).
+    """
+    return int(math.fmod(-round(check_real('yaw_change_deg', yaw_change_deg)), 360))
+
+
 def executed_step(mapper: ModelFrameMapper, step: ActionStep, action: TableAction) -> ActionStep:
     """Return `action` (what the executor commands for `step`) projected back into the model frame.
 
     This is the step's entry in LLaRA's action history: the executed base-frame targets, not
     the model's text (LLaRA's evaluation rebuilds its history from the executed action dicts,
-    llara-spec 3.4). The object phrase is dropped (history writes `object`); effector and
-    step number are the step's. ProjectionError when a target leaves the model frame.
+    llara-spec 3.4). By calibration:
+    - VIMA's fixed map, 'llara' convention: LLaRA's own arithmetic, bit for bit (float32
+      positions, int() label pixels, the rotation read back from a float32 quaternion:
+      `vima_map.llara_stored_xy`, `llara_history_rotation`), so 0.320 comes back as 0.316
+      and a rotation of 116 as 115;
+    - VIMA's fixed map, 'unbiased': its pixel-centre labels and `history_rotation`;
+    - pinhole / homography: the continuous projection through the calibration and the
+      preprocessing, and `history_rotation`.
+    The object phrase is dropped (history writes `object`); effector and step number are the
+    step's. ProjectionError when a target leaves the model frame.
     """
+    mapping = mapper.calibration.mapping
+    pick_xy_m, place_xy_m = action.pick_xy_m, action.place_xy_m
+    if isinstance(mapping, VimaFixedMap) and mapping.convention == 'llara':
+        pick_xy_m, place_xy_m = llara_stored_xy(*pick_xy_m), llara_stored_xy(*place_xy_m)
+        rotation_cw_deg = llara_history_rotation(action.yaw_change_deg)
+    else:
+        rotation_cw_deg = history_rotation(action.yaw_change_deg)
     table_z_m = mapper.calibration.table_z_m
-    pick = mapper.base_to_model_point(BasePoint(*action.pick_xy_m, table_z_m))
-    place = mapper.base_to_model_point(BasePoint(*action.place_xy_m, table_z_m))
-    return ActionStep(pick, place, -round(action.yaw_change_deg), effector=step.effector,
+    pick = mapper.base_to_model_point(BasePoint(*pick_xy_m, table_z_m))
+    place = mapper.base_to_model_point(BasePoint(*place_xy_m, table_z_m))
+    return ActionStep(pick, place, rotation_cw_deg, effector=step.effector,
                       step_number=step.step_number)

@@ -5,6 +5,8 @@ llara-spec section 2.2) use an affine map between VIMA's table frame and the 256
 released checkpoints answer in it. Forward truncates with int(), the inverse clips to VIMA's
 action bounds. Rotation (spec 2.3): the text value r is the negated yaw delta in degrees.
 Two pixel conventions (VIMA_MAPPINGS): LLaRA's, and an unbiased one for our own data and models.
+LLaRA's action history rebuilds each executed step from its float32 action dict
+(eval-llara.py `action_to_text`): `llara_stored_xy` and `llara_history_rotation` reproduce it.
 """
 from dataclasses import dataclass
 import math
@@ -110,6 +112,42 @@ def llara_rotation_from_yaw_delta(yaw_delta_deg: float) -> int:
     int() truncates toward zero (LostXine/LLaRA datasets/convert_vima.ipynb `get_action_info`).
     """
     return -int(check_real('yaw_delta_deg', yaw_delta_deg))
+
+
+def llara_stored_xy(x_m: float, y_m: float) -> tuple[float, float]:
+    """Return table (x_m, y_m) as LLaRA's evaluation stores and reads back an executed position.
+
+    `parse_bc` stores positions as np.float32 arrays; `action_to_text` evaluates pos2pix_front
+    on the float32 elements, which NumPy 1.x promotes to float64 against Python floats. So the
+    history's pixel is the float64 label arithmetic on the float32-rounded value: rounding can
+    move a point across a pixel edge (a decoded column 4 comes back as 4, row 35 as 34, where
+    float64 all through would give 3 and 35). E.g. the released answer's pick (0.320, 0.547)
+    comes back as (0.316, 0.547) to 3 decimals.
+    """
+    return (float(np.float32(check_real('x_m', x_m))),
+            float(np.float32(check_real('y_m', y_m))))
+
+
+def llara_history_rotation(yaw_change_deg: float) -> int:
+    """Return LLaRA's history rotation for a commanded yaw change (degrees about +z).
+
+    LLaRA's evaluation (eval-llara.py `parse_bc`, `action_to_text`) stores the place
+    orientation as a float32 quaternion of Rz(yaw) (scipy, xyzw: (0, 0, sin(yaw/2),
+    cos(yaw/2))) and the pick's as identity, reads both yaws back as 'xyz' Euler angles in
+    [-180, 180] and writes -int(yaw_place - yaw_pick). The float32 rounding usually lands just
+    inside the whole degree, so int() loses one: r = 116 (yaw -116) comes back as 115; yaws
+    beyond 180 wrap (r = 200 comes back as -159). For a pure z rotation the Euler yaw is
+    2 atan2(z, w), wrapped into [-pi, pi] as scipy does.
+    """
+    half_rad = math.radians(check_real('yaw_change_deg', yaw_change_deg)) / 2.0
+    z = float(np.float32(math.sin(half_rad)))
+    w = float(np.float32(math.cos(half_rad)))
+    yaw_rad = 2.0 * math.atan2(z, w)
+    if yaw_rad < -math.pi:
+        yaw_rad += 2.0 * math.pi
+    elif yaw_rad > math.pi:
+        yaw_rad -= 2.0 * math.pi
+    return -int(math.degrees(yaw_rad))
 
 
 @dataclass(frozen=True)
