@@ -9,7 +9,7 @@ sample's text does not depend on which other datasets or episodes are converted.
 LLaRA `datasets/convert_vima.ipynb` ("Step 3"); its quirks are listed in `Quirks` and replicated
 by default (the text of the released Aux-B/Aux-D data). Relation answers: `aux_relations`.
 """
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 import enum
 import random
@@ -104,27 +104,16 @@ class AuxCounts:
     duplicate_names: int = 0
     objects_not_in_both_frames: int = 0
 
-    def add(self, other: 'AuxCounts') -> None:
-        """Accumulate another episode's counts."""
-        for key, value in vars(other).items():
-            setattr(self, key, getattr(self, key) + value)
-
 
 def aux_samples(episode: Episode, config: AuxConfig) -> tuple[dict[AuxName, list[Sample]],
                                                                AuxCounts]:
-    """Every configured auxiliary dataset's samples for one episode, and what was left out."""
-    counts = AuxCounts()
-    images = _images(episode, config, counts)
-    transitions = _transitions(episode, counts)
+    """Return every configured auxiliary set's samples for one episode, and what was left out."""
+    view = _EpisodeView(episode, config)
     result = {}
     for name in config.datasets:
         rng = random.Random(f'{config.seed}/{episode.episode_id}/{name.value}')
-        if name in _LIMITABLE:
-            chosen = [image for image in images if not (config.limited and image[2])]
-            result[name] = _IMAGE_SETS[name](chosen, rng, config, counts)
-        else:
-            result[name] = _TRANSITION_SETS[name](episode, transitions, rng, config, counts)
-    return result, counts
+        result[name] = _SETS[name](view, rng)
+    return result, view.counts
 
 
 # (image path, objects, is a reference image)
@@ -133,105 +122,109 @@ _Image = tuple[str, tuple[ObjectDescription, ...], bool]
 _Transition = tuple[int, tuple[ObjectDescription, ...], tuple[ObjectDescription, ...]]
 
 
-def _images(episode: Episode, config: AuxConfig, counts: AuxCounts) -> list[_Image]:
-    images = []
-    for t, frame in enumerate(episode.frames):
-        if frame.objects or frame.has_segmentation:
-            images.append((frame_image_path(episode.episode_id, t), frame.objects, False))
-        else:
-            counts.images_without_objects += 1
-    if any(name in _LIMITABLE for name in config.datasets) and not config.limited:
-        for key, placeholder in episode.prompt.placeholders.items():
-            images.append((reference_image_path(episode.episode_id, key),
-                           placeholder.reference.objects, True))
-    return images
+class _EpisodeView:
+    """One episode as the auxiliary sets read it: usable images and transitions, scene texts."""
+
+    def __init__(self, episode: Episode, config: AuxConfig):
+        self.episode, self.config, self.counts = episode, config, AuxCounts()
+        self._scenes: dict[int, str] = {}
+        self.images: list[_Image] = []
+        for t, frame in enumerate(episode.frames):
+            if frame.objects or frame.has_segmentation:
+                self.images.append((frame_image_path(episode.episode_id, t), frame.objects,
+                                    False))
+            else:
+                self.counts.images_without_objects += 1
+        if not config.limited:
+            self.images.extend((reference_image_path(episode.episode_id, key),
+                                placeholder.reference.objects, True)
+                               for key, placeholder in episode.prompt.placeholders.items())
+        self.transitions: list[_Transition] = []
+        for t in range(episode.transitions):
+            before, after = episode.frames[t], episode.frames[t + 1]
+            if (before.objects or before.has_segmentation) and \
+                    (after.objects or after.has_segmentation):
+                self.transitions.append((t, before.objects, after.objects))
+            else:
+                self.counts.transitions_without_objects += 1
+
+    def scene(self, objects: tuple[ObjectDescription, ...]) -> str:
+        """Return format_scene(objects), once per objects tuple (frames share them)."""
+        key = id(objects)
+        if key not in self._scenes:
+            self._scenes[key] = format_scene(objects)
+        return self._scenes[key]
 
 
-def _transitions(episode: Episode, counts: AuxCounts) -> list[_Transition]:
-    transitions = []
-    for t in range(episode.transitions):
-        before, after = episode.frames[t], episode.frames[t + 1]
-        if (before.objects or before.has_segmentation) and \
-                (after.objects or after.has_segmentation):
-            transitions.append((t, before.objects, after.objects))
-        else:
-            counts.transitions_without_objects += 1
-    return transitions
-
-
-def object_detection(images: Sequence[_Image], rng: random.Random, config: AuxConfig,
-                     counts: AuxCounts) -> list[Sample]:
+def object_detection(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """obj_det: a detection question per image, answered with its scene description."""
-    return [Sample(f'obj_det/{path}', (path,), detection_question(rng), format_scene(objects))
-            for path, objects, _ in images]
+    return [Sample(f'obj_det/{path}', (path,), detection_question(rng), view.scene(objects))
+            for path, objects, _ in view.images]
 
 
-def object_localization(images: Sequence[_Image], rng: random.Random, config: AuxConfig,
-                        counts: AuxCounts) -> list[Sample]:
+def object_localization(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """obj_loc: per object of every image, `<p>NAME</p> at <b>(cx, cy), {w, h}</b>.`."""
     return [Sample(f'obj_loc/{path}#{k}', (path,), localization_question(obj.name, rng),
                    format_object_description(obj) + '.')
-            for path, objects, _ in images for k, obj in enumerate(objects)]
+            for path, objects, _ in view.images for k, obj in enumerate(objects)]
 
 
-def action_prediction(episode: Episode, transitions: Sequence[_Transition],
-                      rng: random.Random, config: AuxConfig, counts: AuxCounts) -> list[Sample]:
+def action_prediction(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """act_pred: frame t and frame t+1's scene in the question; step t's sentence answers.
 
     The question ends with the action-format instruction of the episode's effector (the
     notebook reads the first step's flag) and the answer has no `Step k:` prefix.
     """
+    episode = view.episode
     instruction = ACTION_INSTRUCTIONS[episode.effector]
     samples = []
-    for t, _, after in transitions:
+    for t, _, after in view.transitions:
         path = frame_image_path(episode.episode_id, t)
         question = '\n'.join((IMAGE_TOKEN, rng.choice(ACT_PRED_PROMPTS).replace(
-            '{scene}', format_scene(after)), instruction))
+            '{scene}', view.scene(after)), instruction))
         samples.append(Sample(f'act_pred/{path}', (path,), question,
-                              format_step(episode.steps[t], config.spacing)))
+                              format_step(episode.steps[t], view.config.spacing)))
     return samples
 
 
-def future_prediction(episode: Episode, transitions: Sequence[_Transition],
-                      rng: random.Random, config: AuxConfig, counts: AuxCounts) -> list[Sample]:
+def future_prediction(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """fut_pred: frame t and step t (as a clause) in the question; frame t+1's scene answers.
 
     The clause is the step sentence without its final period, first word lower-cased and
     whitespace runs collapsed to one space (the notebook splits and re-joins the words).
     """
+    episode = view.episode
     samples = []
-    for t, _, after in transitions:
+    for t, _, after in view.transitions:
         path = frame_image_path(episode.episode_id, t)
-        words = format_step(episode.steps[t], config.spacing)[:-1].split()
+        words = format_step(episode.steps[t], view.config.spacing)[:-1].split()
         words[0] = words[0].lower()
         question = IMAGE_TOKEN + '\n' + rng.choice(FUT_PRED_PROMPTS).replace(
             '{pick up and drop}', ' '.join(words))
-        samples.append(Sample(f'fut_pred/{path}', (path,), question, format_scene(after)))
+        samples.append(Sample(f'fut_pred/{path}', (path,), question, view.scene(after)))
     return samples
 
 
-def spatial_relationship(images: Sequence[_Image], rng: random.Random, config: AuxConfig,
-                         counts: AuxCounts) -> list[Sample]:
+def spatial_relationship(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """spa_rel: every ordered pair of distinctly named objects in every image."""
     samples = []
-    for path, objects, _ in images:
-        pairs = spatial_samples(objects, rng, config.quirks)
-        counts.duplicate_names += _duplicates(objects)
+    for path, objects, _ in view.images:
+        pairs = spatial_samples(objects, rng, view.config.quirks)
+        view.counts.duplicate_names += _duplicates(objects)
         samples.extend(Sample(f'spa_rel/{path}#{k}', (path,), question, answer)
                        for k, (question, answer) in enumerate(pairs))
     return samples
 
 
-def temporal_relationship(episode: Episode, transitions: Sequence[_Transition],
-                          rng: random.Random, config: AuxConfig,
-                          counts: AuxCounts) -> list[Sample]:
+def temporal_relationship(view: _EpisodeView, rng: random.Random) -> list[Sample]:
     """tmp_rel: every ordered pair of objects across step t (frame t+1 given as text)."""
     samples = []
-    for t, before, after in transitions:
-        path = frame_image_path(episode.episode_id, t)
-        pairs, left_out = temporal_samples(before, after, rng, config.quirks)
-        counts.objects_not_in_both_frames += left_out
-        counts.duplicate_names += _duplicates(before)
+    for t, before, after in view.transitions:
+        path = frame_image_path(view.episode.episode_id, t)
+        pairs, left_out = temporal_samples(before, after, view.scene(after), rng,
+                                           view.config.quirks)
+        view.counts.objects_not_in_both_frames += left_out
+        view.counts.duplicate_names += _duplicates(before)
         samples.extend(Sample(f'tmp_rel/{path}#{k}', (path,), question, answer)
                        for k, (question, answer) in enumerate(pairs))
     return samples
@@ -241,10 +234,9 @@ def _duplicates(objects: Sequence[ObjectDescription]) -> int:
     return len(objects) - len({obj.name for obj in objects})
 
 
-_IMAGE_SETS = {AuxName.OBJ_DET: object_detection, AuxName.OBJ_LOC: object_localization,
-               AuxName.SPA_REL: spatial_relationship}
-_TRANSITION_SETS = {AuxName.ACT_PRED: action_prediction, AuxName.FUT_PRED: future_prediction,
-                    AuxName.TMP_REL: temporal_relationship}
+_SETS = {AuxName.OBJ_DET: object_detection, AuxName.OBJ_LOC: object_localization,
+         AuxName.ACT_PRED: action_prediction, AuxName.FUT_PRED: future_prediction,
+         AuxName.SPA_REL: spatial_relationship, AuxName.TMP_REL: temporal_relationship}
 
 
 def parse_ratios(items: Sequence[str], datasets: Sequence[AuxName]) -> dict[AuxName, float]:
@@ -277,33 +269,13 @@ def mixture_name(main_stem: str, aux_stems: Sequence[str], ratios: Sequence[floa
     return f"{names}{'_'.join(f'{ratio:g}' for ratio in ratios)}-{split}-{VIEW}.json"
 
 
-@dataclass(frozen=True)
-class MixturePart:
-    """How many samples of one auxiliary set a mixture asked for and got."""
+def mixture_picks(name: AuxName, main_samples: int, set_samples: int, ratio: float,
+                  seed: int) -> tuple[int, set[int]]:
+    """Choose one aux set's samples for a mixture, as merge_dts does: int(ratio * main) of them.
 
-    name: AuxName
-    requested: int
-    available: int
-
-    @property
-    def taken(self) -> int:
-        """min(requested, available): a short set is used whole (and reported)."""
-        return min(self.requested, self.available)
-
-
-def mix(main: Sequence, aux: Mapping[AuxName, Sequence], ratios: Mapping[AuxName, float],
-        seed: int) -> tuple[list, list[MixturePart]]:
-    """Mix the main set with a random int(ratio * len(main)) items of each aux set (merge_dts).
-
-    Each set is shuffled with its own random.Random(f'{seed}/mix/<name>'); the mixture is the
-    main set followed by the subsets in `aux` order.
+    Returns the requested count and the chosen indices into the set, drawn with
+    random.Random(f'{seed}/mix/<name>'); a set shorter than requested is used whole.
     """
-    mixture, parts = list(main), []
-    for name, items in aux.items():
-        requested = int(len(main) * ratios[name])
-        shuffled = list(items)
-        random.Random(f'{seed}/mix/{name.value}').shuffle(shuffled)
-        part = MixturePart(name, requested, len(shuffled))
-        mixture.extend(shuffled[:part.taken])
-        parts.append(part)
-    return mixture, parts
+    requested = int(main_samples * ratio)
+    rng = random.Random(f'{seed}/mix/{name.value}')
+    return requested, set(rng.sample(range(set_samples), min(requested, set_samples)))

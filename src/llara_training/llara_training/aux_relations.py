@@ -12,7 +12,7 @@ import math
 import random
 
 from llara_policy.text.prompt_pools import SPA_REL_PROMPTS, TMP_REL_PROMPTS
-from llara_policy.text.prompting import format_object_phrase, format_scene
+from llara_policy.text.prompting import format_object_phrase
 from llara_policy.types import ImageBox, ObjectDescription
 
 SPATIAL_ANSWER = ('{ego} is {horizontal} and {vertical} from {ref} with 2d center distance (x,y) '
@@ -97,18 +97,18 @@ def spatial_answer(ego: str, ego_box: ImageBox, ref: str, ref_box: ImageBox,
 
 
 def temporal_samples(before: Sequence[ObjectDescription], after: Sequence[ObjectDescription],
-                     rng: random.Random, quirks: Quirks) -> tuple[list[tuple[str, str]], int]:
+                     scene: str, rng: random.Random,
+                     quirks: Quirks) -> tuple[list[tuple[str, str]], int]:
     """(question, answer) for every ordered pair across a step, and the objects left out.
 
     Pairs use the objects named in both frames (in frame t's order); the count of distinct
     names seen in only one of the two frames is returned (the notebook would stop there).
-    `{scene}` is frame t+1's full scene description.
+    `scene` (for `{scene}`) is frame t+1's full scene description.
     """
     first, second = _boxes_by_phrase(before), _boxes_by_phrase(after)
     names = [name for name in first if name in second]
     left_out = len(first) + len(second) - 2 * len(names)
     prefix = '<image>/n' if quirks.tmp_rel_slash_n else '<image>\n'
-    scene = format_scene(after)
     questions, answers = [], []
     for ego in names:
         for ref in names:

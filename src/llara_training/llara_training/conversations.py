@@ -12,6 +12,7 @@ extra `<imageN>`; no released model uses it) is not offered.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import enum
+from json.encoder import encode_basestring_ascii as _json_string  # C-accelerated
 
 from llara_policy.errors import ConfigError
 from llara_policy.execution import TableAction
@@ -54,11 +55,23 @@ class Sample:
     question: str
     answer: str
 
+    def __post_init__(self):
+        if not self.sample_id or not self.images or not self.question or not self.answer:
+            raise ConfigError(f'a sample needs an id, images, a question and an answer, got '
+                              f'{self!r}')
+
     def to_json(self) -> dict:
         """Return the sample as LLaVA's JSON object (spec 1.1)."""
         return {'id': self.sample_id, 'image': list(self.images),
                 'conversations': [{'from': 'human', 'value': self.question},
                                   {'from': 'gpt', 'value': self.answer}]}
+
+    def json_text(self) -> str:
+        """Return `json.dumps(self.to_json())`, written directly (conversion's hot path)."""
+        images = ', '.join(map(_json_string, self.images))
+        return (f'{{"id": {_json_string(self.sample_id)}, "image": [{images}], '
+                f'"conversations": [{{"from": "human", "value": {_json_string(self.question)}}}'
+                f', {{"from": "gpt", "value": {_json_string(self.answer)}}}]}}')
 
 
 class Method(enum.Enum):

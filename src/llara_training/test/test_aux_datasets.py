@@ -22,8 +22,8 @@ from llara_training.aux_datasets import (
     AuxConfig,
     AuxName,
     aux_samples,
-    mix,
     mixture_name,
+    mixture_picks,
     parse_ratios,
 )
 from llara_training.aux_relations import Quirks
@@ -222,25 +222,27 @@ def test_presets_and_determinism():
 
 
 def test_mixture_counts_follow_the_ratios():
-    main = [f'm{i}' for i in range(40)]
-    aux = {AuxName.OBJ_DET: [f'd{i}' for i in range(100)],
-           AuxName.OBJ_LOC: [f'l{i}' for i in range(100)],
-           AuxName.ACT_PRED: [f'a{i}' for i in range(30)]}
-    ratios = parse_ratios(['obj_det=0.5', 'obj_loc=2'], tuple(aux))
+    ratios = parse_ratios(['obj_det=0.5', 'obj_loc=2'],
+                          (AuxName.OBJ_DET, AuxName.OBJ_LOC, AuxName.ACT_PRED))
     assert ratios == {AuxName.OBJ_DET: 0.5, AuxName.OBJ_LOC: 2.0, AuxName.ACT_PRED: 1.0}
-    mixture, parts = mix(main, aux, ratios, seed=0)
-    assert [(p.requested, p.taken) for p in parts] == [(20, 20), (80, 80), (40, 30)]
-    assert mixture[:40] == main
-    assert sum(x.startswith('d') for x in mixture) == 20
-    assert sum(x.startswith('l') for x in mixture) == 80
-    assert sum(x.startswith('a') for x in mixture) == 30
-    assert len(set(mixture)) == len(mixture)
-    assert mix(main, aux, ratios, seed=0)[0] == mixture
-    assert mix(main, aux, ratios, seed=1)[0] != mixture
+    # 40 main samples: int(40 * ratio) requested of each set; a short set is used whole.
+    picks = {name: mixture_picks(name, 40, size, ratios[name], seed=0) for name, size in
+             ((AuxName.OBJ_DET, 100), (AuxName.OBJ_LOC, 100), (AuxName.ACT_PRED, 30))}
+    assert {name: (requested, len(chosen)) for name, (requested, chosen) in picks.items()} == {
+        AuxName.OBJ_DET: (20, 20), AuxName.OBJ_LOC: (80, 80), AuxName.ACT_PRED: (40, 30)}
+    assert picks[AuxName.ACT_PRED][1] == set(range(30))
+    assert all(chosen <= set(range(100)) for _, chosen in picks.values())
+    again = mixture_picks(AuxName.OBJ_DET, 40, 100, 0.5, seed=0)[1]
+    assert again == picks[AuxName.OBJ_DET][1]
+    assert mixture_picks(AuxName.OBJ_DET, 40, 100, 0.5, seed=1)[1] != again
+    assert mixture_picks(AuxName.OBJ_LOC, 40, 100, 0.5, seed=0)[1] != again
+    assert mixture_picks(AuxName.OBJ_DET, 3, 10, 0.5, seed=0)[0] == 1  # int(1.5)
     with pytest.raises(ConfigError, match='not among'):
-        parse_ratios(['tmp_rel=1'], tuple(aux))
+        parse_ratios(['tmp_rel=1'], tuple(ratios))
     with pytest.raises(ConfigError, match='NAME=RATIO'):
-        parse_ratios(['obj_det'], tuple(aux))
+        parse_ratios(['obj_det'], tuple(ratios))
+    with pytest.raises(ConfigError, match='>= 0'):
+        parse_ratios(['obj_det=-1'], tuple(ratios))
 
 
 def test_mixture_name_as_merge_dts_writes_it():
