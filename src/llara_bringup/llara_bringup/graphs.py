@@ -135,6 +135,24 @@ def policy_parameters(policy: str) -> dict[str, Any]:
     return {'policy': 'model', 'model_path': policy}
 
 
+def task_list(text: str) -> tuple[str, ...]:
+    """Return the tasks of a `task:=a,b,c` argument, in order; ValueError for an empty name."""
+    tasks = tuple(name.strip() for name in text.split(','))
+    if not all(tasks):
+        raise ValueError(f'task must be one or more comma-separated task names, got {text!r}')
+    return tasks
+
+
+def _first_task(text: str) -> str:
+    """sim_node starts on the first task of the list (the episodes reset to each in turn)."""
+    return task_list(text)[0]
+
+
+def _oracle_plan(policy: str) -> bool:
+    """sim_node publishes sim/oracle_plan only for policy:=oracle (VIMA's oracle has effects)."""
+    return policy == 'oracle'
+
+
 def _policy_mode(policy: str) -> str:
     return policy_parameters(policy)['policy']
 
@@ -149,6 +167,11 @@ _POLICY_ARGS = (
     Argument('quantization', 'none', "model weights: 'none', 'int8' or 'nf4' (bitsandbytes)"),
     Argument('device', 'auto', "torch device of the model: 'auto', 'cpu', 'cuda', 'cuda:1'"),
     Argument('prompt_mode', 'inBC', "'inBC' or 'D-inBC' (task text carries object boxes)"),
+    Argument('decoding', 'template', "model answers: 'template' (forced template text, every "
+             "answer parses) or 'greedy' (the model's own text, as LLaRA's eval; unparseable "
+             'answers are counted in policy/status, never executed)'),
+    Argument('max_new_tokens', '256', 'most tokens of one model answer (LLaRA: 256; template '
+             'decoding ends at the first step boundary past it)', int),
 )
 _POLICY_NODE = NodeSpec('policy_node', 'policy_node', {
     'policy': Derived(_policy_mode, ('policy',)),
@@ -156,21 +179,37 @@ _POLICY_NODE = NodeSpec('policy_node', 'policy_node', {
     'quantization': Arg('quantization'),
     'device': Arg('device'),
     'prompt_mode': Arg('prompt_mode'),
+    'decoding': Arg('decoding'),
+    'max_new_tokens': Arg('max_new_tokens'),
 })
 _TASK_ARGS = (
     Argument('max_steps', '8', 'steps per task when a RunTask goal asks for 0 (LLaRA: 8)', int),
     Argument('policy_timeout_s', '60.0', 'longest wait for the plan of one policy query (s)',
              float),
 )
+_TASK_ARG = Argument('task', 'visual_manipulation', 'VIMA task of the episodes (e.g. rotate), '
+                     'or a comma-separated list: each task runs `episodes` episodes')
+_EPISODE_ARGS = (
+    Argument('seed', '0', f'first episode seed offset: episode k of a task uses test seed '
+             f'{TEST_SEED_BASE:,} + seed + k', int),
+    Argument('episodes', '1', 'episodes per task the embedded launcher runs through sim/reset '
+             'and run_task (0: start the graph only)', int),
+)
 _SIM_ARGS = (
-    Argument('task', 'visual_manipulation', 'VIMA task of the episodes (e.g. rotate)'),
+    _TASK_ARG,
     Argument('partition', 'placement_generalization',
              'VIMA partition: placement_, combinatorial_ or novel_object_generalization'),
-    Argument('seed', '0', f'first episode seed offset: episode k uses test seed '
-             f'{TEST_SEED_BASE:,} + seed + k', int),
-    Argument('episodes', '1', 'episodes the embedded launcher runs through sim/reset and '
-             'run_task (0: start the graph only)', int),
+    *_EPISODE_ARGS,
     Argument('renderer', 'auto', "sim camera renderer: 'auto', 'egl' or 'tiny' (CPU)"),
+)
+_VIMA_ARGS = (
+    _TASK_ARG,
+    Argument('partition', 'placement_generalization',
+             'VIMA partition: placement_ (L1), combinatorial_ (L2), novel_object_ (L3) or '
+             'novel_task_generalization (L4)'),
+    *_EPISODE_ARGS,
+    Argument('vima_mapping', 'unbiased', "VIMA's fixed-map convention: 'unbiased' (our own "
+             "models) or 'llara' (LLaRA's released checkpoints)"),
 )
 _RECORD_ARGS = (
     Argument('record', 'false', "also start recorder_node: the graph's topics into a rosbag2 "
@@ -189,12 +228,13 @@ def _task_node() -> NodeSpec:
     })
 
 
-def _sim_node() -> NodeSpec:
+def _sim_node(**backend: ParamValue) -> NodeSpec:
+    """sim_node with the episode arguments and `backend`'s own parameters."""
     return NodeSpec('sim_node', 'sim_node', {
-        'task': Arg('task'),
+        'task': Derived(_first_task, ('task',)),
         'partition': Arg('partition'),
         'seed': Derived(lambda seed: TEST_SEED_BASE + seed, ('seed',)),
-        'renderer': Arg('renderer'),
+        **backend,
     })
 
 
@@ -204,7 +244,7 @@ SIM = Graph(
                 'task_node',
     arguments=_SIM_ARGS + _POLICY_ARGS + _TASK_ARGS + _RECORD_ARGS,
     # The recorder first: it is subscribed before task_node sends its first policy/query.
-    nodes=(_RECORDER_NODE, _sim_node(), _POLICY_NODE, _task_node()),
+    nodes=(_RECORDER_NODE, _sim_node(renderer=Arg('renderer')), _POLICY_NODE, _task_node()),
     runs_episodes=True,
 )
 
@@ -233,14 +273,16 @@ XARM = Graph(
     ),
 )
 
+# config/vima.yaml sets sim_node's backend: vima (one VIMA env in sim_node's process).
 VIMA = Graph(
     name='vima',
     description='VIMA-Bench: like sim, with the VIMA-Bench environment as camera and arm',
-    arguments=SIM.arguments,
-    nodes=SIM.nodes,
+    arguments=_VIMA_ARGS + _POLICY_ARGS + _TASK_ARGS + _RECORD_ARGS,
+    nodes=(_RECORDER_NODE,
+           _sim_node(vima_mapping=Arg('vima_mapping'),
+                     oracle_plan=Derived(_oracle_plan, ('policy',))),
+           _POLICY_NODE, _task_node()),
     runs_episodes=True,
-    unsupported='sim_node has no VIMA-Bench backend yet (SimNodeConfig has no backend '
-                'parameter; llara_policy.sim.vima_bench.VimaBenchEnv is not served as a node)',
 )
 
 GRAPHS: dict[str, Graph] = {graph.launch_file: graph for graph in (SIM, XARM, VIMA)}

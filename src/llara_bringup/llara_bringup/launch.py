@@ -26,6 +26,7 @@ from llara_bringup.graphs import (
     config_path,
     graph_for,
     resolve,
+    task_list,
     typed_arguments,
 )
 
@@ -54,7 +55,9 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Graph, dict[str, str]]:
             raise LaunchError(f'arguments are name:=value, got {item!r}')
         given[name] = value
     try:
-        typed_arguments(graph, given)
+        args = typed_arguments(graph, given)
+        if 'task' in args:
+            task_list(args['task'])
     except (KeyError, ValueError) as err:
         raise LaunchError(str(err.args[0])) from None
     return graph, given
@@ -141,7 +144,7 @@ def _check_alive(children: list[Child]) -> None:
 
 
 def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> int:
-    """Run the episodes through sim/reset + run_task; print the table; return the exit code."""
+    """Run each listed task's episodes through sim/reset + run_task; print the table; return 0."""
     from llara_bringup.episodes import EpisodeRunner, success_table
 
     args = typed_arguments(graph, given)
@@ -152,11 +155,12 @@ def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> 
             runner.wait_for_subscriber('policy/query', 'recorder_node', GRAPH_TIMEOUT_S,
                                        alive=lambda: _check_alive(children))
         results = []
-        for k in range(args['episodes']):
-            seed = TEST_SEED_BASE + args['seed'] + k
+        episodes = [(task, TEST_SEED_BASE + args['seed'] + k)
+                    for task in task_list(args['task']) for k in range(args['episodes'])]
+        for number, (task, seed) in enumerate(episodes, 1):
             _check_alive(children)
-            result = runner.run_episode(args['task'], seed)
-            print(f'[launch] episode {k + 1}/{args["episodes"]} {result.task} seed {seed}: '
+            result = runner.run_episode(task, seed)
+            print(f'[launch] episode {number}/{len(episodes)} {result.task} seed {seed}: '
                   f'{"success" if result.success else "failure"} after {result.steps} steps '
                   f'({result.message})', flush=True)
             results.append(result)

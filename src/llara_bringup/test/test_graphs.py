@@ -2,12 +2,14 @@
 graphs.resolve. Each launch file runs here against recording stand-ins of launch/launch_ros
 (not installable from PyPI), and its arguments and nodes are compared with the declaration and
 with the embedded launcher's command lines; the launcher's command-line errors."""
+import dataclasses
 from pathlib import Path
 import runpy
 import sys
 import types
 
 import pytest
+import yaml
 
 from llara_bringup import graphs
 from llara_bringup.launch import LaunchError, main, node_command, parse_command_line, ros_value
@@ -177,6 +179,37 @@ def test_bad_command_lines_are_clear_errors(argv, message):
         parse_command_line(argv)
 
 
-def test_unsupported_graph_exits_2_naming_what_is_missing(capsys):
+def test_unsupported_graph_exits_2_naming_what_is_missing(capsys, monkeypatch):
+    missing = dataclasses.replace(graphs.VIMA, unsupported='no backend for it here')
+    monkeypatch.setitem(graphs.GRAPHS, 'vima.launch.py', missing)
     assert main(['vima.launch.py']) == 2
-    assert 'VIMA-Bench backend' in capsys.readouterr().err
+    assert 'no backend for it here' in capsys.readouterr().err
+
+
+def test_vima_graph_runs_sim_node_on_vima_bench_with_its_arguments():
+    assert not graphs.VIMA.unsupported
+    params = graphs.resolve(graphs.VIMA, {'task': 'rotate,follow_motion', 'seed': '2',
+                                          'partition': 'novel_task_generalization'})[0].parameters
+    assert params == {'task': 'rotate', 'partition': 'novel_task_generalization',
+                      'seed': 1_000_002, 'vima_mapping': 'unbiased', 'oracle_plan': True}
+    model = graphs.resolve(graphs.VIMA, {'policy': '/m', 'vima_mapping': 'llara'})
+    assert model[0].parameters['oracle_plan'] is False
+    assert model[0].parameters['vima_mapping'] == 'llara'
+    # The backend comes from config/vima.yaml (a delta from SimNodeConfig's 'embedded').
+    deltas = yaml.safe_load(graphs.config_path(graphs.VIMA).read_text())
+    assert deltas['sim_node']['ros__parameters'] == {'backend': 'vima'}
+    assert 'renderer' not in [a.name for a in graphs.VIMA.arguments]
+
+
+@pytest.mark.parametrize('text,tasks', [('rotate', ('rotate',)),
+                                        ('rotate, twist,same_shape', ('rotate', 'twist',
+                                                                      'same_shape'))])
+def test_task_argument_is_a_comma_separated_list(text, tasks):
+    assert graphs.task_list(text) == tasks
+    assert parse_command_line(['vima.launch.py', f'task:={text}'])[1] == {'task': text}
+
+
+@pytest.mark.parametrize('text', ['', 'rotate,', ',rotate', 'rotate,,twist'])
+def test_an_empty_task_name_is_a_clear_error(text):
+    with pytest.raises(LaunchError, match='comma-separated task names'):
+        parse_command_line(['sim.launch.py', f'task:={text}'])

@@ -1,5 +1,8 @@
 """sim_node in-process: one world as camera and arm; sim/reset, sim/status, sim/oracle_plan, and
-the oracle's plan executed through execute_step, with frames that show the scene after it."""
+the oracle's plan executed through execute_step, with frames that show the scene after it. The
+VIMA-Bench backend runs in a subprocess (one VIMA env per process, and VIMA's end effectors use
+pybullet client 0): `python test_sim_node.py vima_give_up` is that subprocess."""
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +20,12 @@ from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ActionPlan, SimStatus
 from llara_msgs.srv import SimReset
 from llara_policy.arms.executor import ErrorCode
+from llara_policy.errors import ConfigError
 from llara_policy.ros.image_conversion import image_to_numpy
 from llara_policy.ros.perception_node import STATUS_QOS
-from llara_policy.ros.sim_node import SimNode
+from llara_policy.ros.sim_node import SimNode, SimNodeConfig, open_session
 from llara_policy.sim.arm import Fault
+from llara_policy.sim.vima_bench import vima_bench_available
 
 
 class SimHarness(Harness):
@@ -144,3 +149,80 @@ def test_the_executable_exits_2_on_a_bad_parameter():
         capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert done.returncode == 2 and 'partition' in done.stderr + done.stdout
     assert 'Traceback' not in done.stderr
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'backend': 'gazebo'}, 'parameter backend'),
+    ({'backend': 'vima', 'vima_mapping': 'llava'}, 'parameter vima_mapping'),
+    ({'backend': 'vima', 'partition': 'L1'}, 'parameter partition'),
+    ({'partition': 'novel_task_generalization'}, 'no L4 task'),
+])
+def test_a_bad_backend_parameter_is_a_config_error_naming_it(params, message):
+    with pytest.raises(ConfigError, match=message):
+        open_session(SimNodeConfig(**params))
+
+
+@pytest.mark.skipif(not vima_bench_available(), reason='vima_bench is not installed (make vima; '
+                    'make test installs it from ../shared/vimabench/ when that archive exists)')
+def test_vima_backend_after_the_oracle_gives_up_no_step_is_a_success():
+    done = subprocess.run([sys.executable, __file__, 'vima_give_up'], capture_output=True,
+                          text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # pybullet's C code prints without a newline, so the record may follow its text on a line.
+    line = next(line for line in done.stdout.splitlines() if '{"plan"' in line)
+    out = json.loads(line[line.index('{"plan"'):])
+    assert out['plan'] == [1, 'Step 1: Pick up the <p>']  # VIMA's oracle plans at first
+    assert out['camera'] == [128, 256, 3]  # VIMA's front view
+    assert out['hidden_step'] == [True, False]  # executed by VIMA: a miss, not a success
+    assert out['status_after'] == {'steps': 1, 'success': False, 'done': True}
+    assert 'oracle gave up' in out['note']
+    assert out['plans_after_give_up'] == 0
+    assert out['next_step'] == [False, int(ErrorCode.INVALID_GOAL)]
+    assert out['vima_steps'] == 1 and out['ever_success'] is False
+
+
+def _vima_give_up_checks() -> dict:
+    """sim_node on VIMA-Bench: hide what the oracle must pick, step, and step again."""
+    import pybullet as p
+
+    out = {}
+    h = SimHarness(backend='vima', seed=1_000_000)
+    try:
+        h.wait(lambda: h.plans and h.images, 'the first VIMA plan and frame')
+        plan = h.plans[-1]
+        out['plan'] = [len(plan.steps), plan.raw_text[:len('Step 1: Pick up the <p>')]]
+        out['camera'] = list(image_to_numpy(h.images[-1], 'rgb8').shape)
+        session = h.sim.session
+        # Each object to pick goes under the table at its own XY, static and colliding with
+        # nothing: VIMA's top-down oracle camera no longer sees it (the oracle gives up), and
+        # VIMA's failure check (the object's XY left the workspace) does not fire.
+        with session.lock:
+            vima = session.env._env
+            client = vima.client_id
+            for body in [obj for obj, _ in vima.task.goals[0][0]]:
+                xyz, _ = p.getBasePositionAndOrientation(body, physicsClientId=client)
+                p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=client)
+                p.changeDynamics(body, -1, mass=0, physicsClientId=client)
+                p.resetBasePositionAndOrientation(body, (xyz[0], xyz[1], -0.3), (0, 0, 0, 1),
+                                                  physicsClientId=client)
+        plans = len(h.plans)
+        status, result = h.run_plan(plan)
+        h.wait(lambda: h.statuses[-1].steps == 1, 'sim/status after the step')
+        h.spin_for(0.5)  # a plan published after the status would arrive meanwhile
+        last = h.statuses[-1]
+        out['hidden_step'] = [status == GoalStatus.STATUS_SUCCEEDED, last.success]
+        out['status_after'] = {'steps': last.steps, 'success': last.success, 'done': last.done}
+        out['note'] = session.state().note
+        out['plans_after_give_up'] = len(h.plans) - plans
+        status, result = h.run_plan(plan)
+        out['next_step'] = [result.success, result.error_code]
+        h.spin_for(0.5)
+        out['vima_steps'] = session.state().steps
+        out['ever_success'] = any(s.success for s in h.statuses)
+    finally:
+        h.close()
+    return out
+
+
+if __name__ == '__main__' and sys.argv[1:] == ['vima_give_up']:
+    print(json.dumps(_vima_give_up_checks()))

@@ -8,6 +8,7 @@ the reason otherwise. Run as a script (`python test_sim_vima_bench.py real_check
 is the subprocess of the real-benchmark checks.
 """
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,16 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from llara_policy.errors import ConfigError, SimError
+from llara_policy.arms.base import TableActuator
+from llara_policy.arms.executor import (
+    Executor,
+    ExecutorConfig,
+    ExecutorFaultedError,
+    ExecutorState,
+    Phase,
+    failure_of,
+)
+from llara_policy.errors import ArmError, ConfigError, SimError, UnsafeTargetError
 from llara_policy.execution import TableAction
 from llara_policy.geometry.vima_map import (
     VIMA_COLUMNS_PER_M,
@@ -33,11 +43,15 @@ from llara_policy.sim.episode import Partition, PlaceholderKind
 from llara_policy.sim.vima_bench import (
     INSTALL_HINT,
     VIMA_PARTITION_TASKS,
+    VIMA_WORKSPACE,
     VimaBenchEnv,
     VimaEnvConfig,
     vima_bench_available,
 )
+from llara_policy.sim.vima_session import VimaActuator, VimaSession
 from llara_policy.text import prompting
+from llara_policy.types import ActionStep, Effector, ImagePoint
+from llara_policy.workspace import Workspace, check_table_action
 
 START = {'red block': (0.4, -0.2), 'blue bowl': (0.6, 0.25)}
 
@@ -276,6 +290,174 @@ def test_oracle_labels_follow_the_configured_mapping(fake_vima, mapping, offset)
         pick = env.oracle().step.pick
         assert (pick.x_norm * 256) % 1 == pytest.approx(offset)
         assert (pick.y_norm * 128) % 1 == pytest.approx(offset)
+
+
+# --- the executor over VIMA-Bench (a TableActuator) and sim_node's VimaSession ----------------
+PICK_PLACE_SEQUENCE = (Phase.VALIDATING, Phase.APPROACH, Phase.DESCEND, Phase.GRASP, Phase.LIFT,
+                       Phase.TRANSFER, Phase.PLACE, Phase.RELEASE, Phase.RETREAT)
+# Half a pixel of VIMA's front view along the table (0.5 / 178 px per m): the most a model
+# point's round trip may move a target.
+HALF_PIXEL_M = 0.5 / 178
+
+
+def _block_xy(env):
+    return env._env._xy('red block')
+
+
+def test_vima_workspace_is_vimas_action_box():
+    # VIMA-Bench's action bounds (vimabench-spec: pose positions x 0.25..0.75 m, y -0.5..0.5 m).
+    for corner in ((0.25, -0.5), (0.75, -0.5), (0.75, 0.5), (0.25, 0.5)):
+        check_table_action(VIMA_WORKSPACE, TableAction(corner, (0.5, 0.0), 0.0))
+    for outside, limit in (((0.24, 0.0), 'x'), ((0.76, 0.0), 'x'), ((0.5, 0.51), 'y'),
+                           ((0.5, -0.51), 'y')):
+        with pytest.raises(UnsafeTargetError) as caught:
+            check_table_action(VIMA_WORKSPACE, TableAction((0.5, 0.0), outside, 0.0))
+        assert caught.value.limit == limit
+
+
+def test_the_executor_drives_vima_as_a_table_actuator(fake_vima):
+    with VimaBenchEnv(VimaEnvConfig()) as env:
+        env.reset(200000)
+        actuator = VimaActuator(env)
+        assert isinstance(actuator, TableActuator)
+        executor = Executor(actuator, VIMA_WORKSPACE, env.mapper, ExecutorConfig(dry_run=False))
+        heard = []
+        result = executor.execute(env.oracle().step, lambda phase, _: heard.append(phase))
+        assert result.phases == tuple(heard) == PICK_PLACE_SEQUENCE and not result.dry_run
+        assert math.dist(result.action.pick_xy_m, START['red block']) <= HALF_PIXEL_M * 1.5
+        outcome = actuator.take_outcome()
+        assert outcome.steps == 1 and outcome.success and outcome.picked
+        assert actuator.take_outcome() is None  # handed out once
+        assert math.dist(_block_xy(env), START['blue bowl']) < 0.01
+
+
+def test_a_target_outside_the_workspace_is_rejected_before_vima_steps(fake_vima):
+    # A workspace ending at x 0.5 m: the fake's bowl (the place) lies at x 0.6 m.
+    narrow = Workspace(x_min_m=0.25, x_max_m=0.5, y_min_m=-0.5, y_max_m=0.5, reach_min_m=0.0,
+                       reach_max_m=1.0)
+    with VimaBenchEnv(VimaEnvConfig()) as env:
+        env.reset(200000)
+        actuator = VimaActuator(env)
+        executor = Executor(actuator, narrow, env.mapper, ExecutorConfig(dry_run=False))
+        with pytest.raises(UnsafeTargetError) as caught:
+            executor.execute(env.oracle().step)
+        assert caught.value.limit == 'x' and caught.value.value == pytest.approx(0.6, abs=0.01)
+        assert actuator.take_outcome() is None and _block_xy(env) == pytest.approx(
+            START['red block'])
+        assert executor.state is ExecutorState.IDLE  # refused before any call: no fault
+
+
+def test_a_dry_run_moves_nothing_in_vima(fake_vima):
+    with VimaBenchEnv(VimaEnvConfig()) as env:
+        env.reset(200000)
+        actuator = VimaActuator(env)
+        result = Executor(actuator, VIMA_WORKSPACE, env.mapper).execute(env.oracle().step)
+        assert result.dry_run and result.phases == (Phase.VALIDATING,)
+        assert actuator.take_outcome() is None
+        assert _block_xy(env) == pytest.approx(START['red block'])
+
+
+def test_stop_faults_without_an_arm_call_and_reset_clears_it(fake_vima):
+    with VimaBenchEnv(VimaEnvConfig()) as env:
+        env.reset(200000)
+        actuator = VimaActuator(env)
+        executor = Executor(actuator, VIMA_WORKSPACE, env.mapper, ExecutorConfig(dry_run=False))
+        executor.stop()
+        step = env.oracle().step
+        with pytest.raises(ExecutorFaultedError):
+            executor.execute(step)
+        assert actuator.take_outcome() is None
+        executor.reset()
+        assert executor.execute(step).phases == PICK_PLACE_SEQUENCE
+        assert actuator.take_outcome().success
+
+
+def test_a_step_for_the_other_effector_is_refused_by_the_actuator(fake_vima):
+    with VimaBenchEnv(VimaEnvConfig()) as env:
+        env.reset(200000)
+        actuator = VimaActuator(env)
+        executor = Executor(actuator, VIMA_WORKSPACE, env.mapper, ExecutorConfig(dry_run=False))
+        step = dataclasses.replace(env.oracle().step, effector=Effector.SPATULA)
+        with pytest.raises(ArmError, match='uses the suction') as caught:
+            executor.execute(step)
+        assert caught.value.code == 102 and failure_of(caught.value).arm_code == 102
+        assert actuator.take_outcome() is None
+        assert _block_xy(env) == pytest.approx(START['red block'])
+
+
+def _session_step(session):
+    """Execute the session's oracle plan through an Executor on its drive; return the result."""
+    drive = session.drive(dry_run=False)
+    executor = Executor(drive.arm, drive.workspace, drive.mapper, drive.defaults)
+    plan = session.oracle_plan()
+    return session.run_step(lambda: executor.execute(plan.steps[0]))
+
+
+def test_vima_session_scores_vimas_step_and_serves_its_front_view(fake_vima):
+    session = VimaSession(VimaEnvConfig())
+    try:
+        session.reset(200000)
+        before = session.frame()
+        assert before.shape == (128, 256, 3)
+        assert session.instruction.startswith('Put the <p>red block</p> into the <p>blue bowl')
+        plan = session.oracle_plan()
+        assert plan.raw_text.startswith('Step 1: Pick up the <p>red block</p>')
+        result = _session_step(session)
+        assert not result.dry_run and result.phases == PICK_PLACE_SEQUENCE
+        state = session.state()
+        assert (state.steps, state.success, state.done, state.note) == (1, True, True, '')
+        assert not np.array_equal(before, session.frame())  # VIMA's frame after the step
+        assert session.oracle_plan() is None
+        with pytest.raises(SimError, match='episode is over'):
+            _session_step(session)
+    finally:
+        session.close()
+
+
+def test_after_the_oracle_gives_up_no_step_is_reported_as_success(fake_vima):
+    session = VimaSession(VimaEnvConfig())
+    try:
+        session.reset(200000)
+        vima = session.env._env
+        vima.give_up = True
+        assert session.oracle_plan() is None
+        state = session.state()
+        assert state.done and not state.success and 'oracle gave up' in state.note
+        assert vima.task.goals  # VIMA emptied them (its success), the adapter put them back
+        executor = Executor(session.actuator, VIMA_WORKSPACE, session.env.mapper,
+                            ExecutorConfig(dry_run=False))
+        step = ActionStep(ImagePoint(0.2, 0.5), ImagePoint(0.6, 0.5), 0)
+        with pytest.raises(SimError, match='episode is over'):
+            session.run_step(lambda: executor.execute(step))
+        assert session.actuator.take_outcome() is None and not session.state().success
+        # A new episode starts clean.
+        vima.give_up = False
+        session.reset(200001)
+        assert session.state().note == '' and _session_step(session) is not None
+        assert session.state().success
+    finally:
+        session.close()
+
+
+def test_a_reset_to_another_task_closes_the_env_before_making_the_next(fake_vima):
+    fake_vima.PARTITION_TO_SPECS['train']['rotate'] = {}
+    session = VimaSession(VimaEnvConfig())
+    try:
+        session.reset(200000)
+        old_env, old_actuator = session.env, session.actuator
+        assert session.reset(200000, 'rotate') is True
+        assert old_env._env is None  # closed: one VIMA env per process
+        assert session.env.config.task == 'rotate' and session.actuator.env is session.env
+        assert session.actuator is not old_actuator
+        assert session.drive(dry_run=False).arm is session.actuator
+        # A task VIMA-Bench lacks here is refused; the current task is served again.
+        with pytest.raises(ConfigError, match="no task 'twist'"):
+            session.reset(200000, 'twist')
+        assert session.env.config.task == 'rotate' and session.reset(200001) is False
+        with pytest.raises(ConfigError, match='not in partition'):
+            session.reset(200000, 'follow_motion')
+    finally:
+        session.close()
 
 
 # --- the real benchmark, one subprocess per VIMA env -----------------------------------------

@@ -4,11 +4,14 @@ Every arm, real or simulated, speaks the SDK's language: millimetres and degrees
 codes, controller `error_code` / `warn_code`, enable / mode / state. `check_code` is the one place
 that turns a return code into a typed `ArmError`, so no caller can forget to check one. Codes and
 meanings: xArm-Developer/xArm-Python-SDK doc/api/xarm_api_code.md (ros2-anchors.md section 1.1)
-and `xarm/x3/code.py` of xarm-python-sdk 1.18.4.
+and `xarm/x3/code.py` of xarm-python-sdk 1.18.4. `TableActuator` is the other kind of arm: one
+that runs a whole base-frame pick-and-place (or push) itself, as VIMA-Bench's env.step does.
 """
 from typing import Protocol, runtime_checkable
 
 from llara_policy.errors import ArmError, ControllerError, NotConnectedError
+from llara_policy.execution import TableAction
+from llara_policy.types import Effector
 
 # API return codes (xarm/x3/code.py APIState, xarm/core/config/x_config.py UxbusState).
 CODE_OK = 0
@@ -136,6 +139,27 @@ class Arm(Protocol):
 
     def emergency_stop(self) -> None:
         """Stop all motion now (state 4); errors are not cleared."""
+
+
+@runtime_checkable
+class TableActuator(Protocol):
+    """An arm that executes one whole table action in one call (VIMA-Bench's env.step).
+
+    The executor maps and checks the action against its `Workspace` before the call, exactly
+    as for an `Arm`; the actuator owns the motion in between (its own approach, grasp and
+    release), so the executor plans no primitive for it and enables nothing.
+    """
+
+    def execute_table_action(self, action: TableAction, effector: Effector) -> None:
+        """Run the pick-and-place (suction) or push (spatula) of `action`, base frame, metres.
+
+        Returns when the motion is over. Raises a LlaraError when it cannot run or fails
+        (ArmError for an arm, e.g. code 102 for an effector it does not carry; SimError for a
+        simulator that cannot step); no other exception escapes.
+        """
+
+    def emergency_stop(self) -> None:
+        """Stop any motion now (an actuator whose action is atomic has none between calls)."""
 
 
 def describe_code(code: int, error_code: int = 0) -> str:

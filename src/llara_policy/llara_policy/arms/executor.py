@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 import enum
 import threading
-from typing import Optional
+from typing import Optional, Union
 
-from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, Arm
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, Arm, TableActuator
 from llara_policy.arms.primitives import (
     PICK_PLACE_PHASES,
     SWEEP_PHASES,
@@ -217,12 +217,16 @@ class Executor:
     Construction checks that the calibration fits the workspace (CalibrationError naming the
     calibration) and, unless `config.dry_run`, enables the arm (`primitives.enable`: start-up
     sequence, controller boundary and fence). `execute` runs one step at a time; `stop`,
-    `cancel` and `reset` may come from other threads.
+    `cancel` and `reset` may come from other threads. A `TableActuator` (VIMA-Bench) gets the
+    same mapping and `check_table_action` before its one call per step; it is not enabled, and
+    stop/reset make no arm call (its action is atomic: the fault refuses the next goal).
     """
 
-    def __init__(self, arm: Arm, workspace: Workspace, mapper: ModelFrameMapper,
-                 config: ExecutorConfig = ExecutorConfig(), calibration_source: str = ''):
+    def __init__(self, arm: Union[Arm, TableActuator], workspace: Workspace,
+                 mapper: ModelFrameMapper, config: ExecutorConfig = ExecutorConfig(),
+                 calibration_source: str = ''):
         self.arm = arm
+        self.actuator = arm if isinstance(arm, TableActuator) else None
         self.workspace = workspace
         self.mapper = mapper
         self.config = config
@@ -237,7 +241,7 @@ class Executor:
         self._fault: Optional[BaseException] = None
         self._cancel = threading.Event()
         self._stopped = threading.Event()
-        if not config.dry_run:
+        if not config.dry_run and self.actuator is None:
             enable(arm, workspace)
 
     @property
@@ -305,7 +309,9 @@ class Executor:
             place_z = table_mm + 1000.0 * c.place_support_m
         pick = (1000.0 * action.pick_xy_m[0], 1000.0 * action.pick_xy_m[1], pick_z)
         place = (1000.0 * action.place_xy_m[0], 1000.0 * action.place_xy_m[1], place_z)
-        if step.effector is Effector.SPATULA:
+        if self.actuator is not None:
+            pass  # the actuator's own motion: only the table action above is ours to check
+        elif step.effector is Effector.SPATULA:
             check_sweep(self.workspace, pick, place, c.sweep)
         else:
             check_pick_and_place(self.workspace, pick, place, action.yaw_change_deg,
@@ -316,7 +322,9 @@ class Executor:
                 self._enter(run, Phase[name.upper()])
                 run.moved = True  # the primitive's next call moves the arm
 
-            if step.effector is Effector.SPATULA:
+            if self.actuator is not None:
+                self._actuate(step, action, run)
+            elif step.effector is Effector.SPATULA:
                 sweep(self.arm, self.workspace, pick, place, c.sweep, on_phase=on_phase)
             else:
                 grip_height_mm = pick_and_place(self.arm, self.workspace, pick, place,
@@ -324,6 +332,22 @@ class Executor:
                                                 on_phase=on_phase).grip_height_mm
         return ExecutionResult(step, action, executed, pick, place, tuple(run.phases),
                                grip_height_mm, dry_run)
+
+    def _actuate(self, step: ActionStep, action: TableAction, run: _Run) -> None:
+        """Run a checked action on the TableActuator; its phases happen inside the one call.
+
+        The first motion phase is entered before the call (the last point a cancel or stop is
+        heard); the others are reported as done once the call returns.
+        """
+        names = SWEEP_PHASES if step.effector is Effector.SPATULA else PICK_PLACE_PHASES
+        phases = [Phase[name.upper()] for name in names]
+        self._enter(run, phases[0])
+        run.moved = True
+        self.actuator.execute_table_action(action, step.effector)
+        for phase in phases[1:]:
+            run.phases.append(phase)
+            if run.progress is not None:
+                run.progress(phase, run.fractions[phase])
 
     def _enter(self, run: _Run, phase: Phase) -> None:
         """Report a phase, then refuse to go on if a cancel or stop came in."""
@@ -350,11 +374,12 @@ class Executor:
 
         `set_state(4)` leaves the controller stopped, so it refuses further motion until reset;
         the SDK's `emergency_stop()` (used only if set_state fails) re-enables state 0 at once.
-        In a dry-run executor no arm call is made. The vacuum is left as it is.
+        In a dry-run executor, or over a TableActuator, no arm call is made. The vacuum is left
+        as it is.
         """
         self._stopped.set()
         cause = ExecutionCanceledError('stopped by stop()')
-        if not self.config.dry_run:
+        if not self.config.dry_run and self.actuator is None:
             try:
                 code = self.arm.set_state(state=4)
             except Exception as error:  # the SDK may raise on a dead socket; stop anyway
@@ -374,7 +399,7 @@ class Executor:
         with self._lock:
             if self._state is ExecutorState.BUSY:
                 raise ExecutorBusyError('cannot reset while a step is executing; stop it first')
-        if not self.config.dry_run:
+        if not self.config.dry_run and self.actuator is None:
             try:
                 enable(self.arm, self.workspace)
             except ArmError as error:

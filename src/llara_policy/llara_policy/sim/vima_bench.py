@@ -49,6 +49,7 @@ from llara_policy.sim.episode import (
     object_boxes,
 )
 from llara_policy.types import ActionStep, Effector, check_int
+from llara_policy.workspace import Workspace
 
 INSTALL_HINT = ('VIMA-Bench is not installed (it is not on PyPI): git clone '
                 'https://github.com/vimalabs/VIMABench, then make vima VIMA=<the clone>')
@@ -69,6 +70,12 @@ VIMA_PARTITION_TASKS = {
     Partition.NOVEL_TASK: ('follow_motion', 'novel_adj_and_noun', 'same_texture',
                            'sweep_without_touching'),
 }
+# The executor's envelope on VIMA-Bench: VIMA's action-position box (its gym action space) and
+# no reach limit inside it. The executor rejects what lies outside; VIMA's own clip stays VIMA's.
+VIMA_WORKSPACE = Workspace(
+    x_min_m=VIMA_X_RANGE_M[0], x_max_m=VIMA_X_RANGE_M[1],
+    y_min_m=VIMA_Y_RANGE_M[0], y_max_m=VIMA_Y_RANGE_M[1], reach_min_m=0.0,
+    reach_max_m=math.hypot(VIMA_X_RANGE_M[1], max(abs(y) for y in VIMA_Y_RANGE_M)))
 _open_envs = 0
 
 
