@@ -5,6 +5,25 @@ import signal
 import subprocess
 import sys
 
+LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
+
+
+def domain_id(domain_seed: int) -> int:
+    """The DDS domain (100-200) of a launcher run with `domain_seed`: listeners join it too."""
+    return random.Random(domain_seed).randint(100, 200)
+
+
+def launcher_env(domain_seed: int) -> dict[str, str]:
+    """The environment of a launcher run: loopback discovery, the domain of `domain_seed`."""
+    return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+                ROS_DOMAIN_ID=str(domain_id(domain_seed)))
+
+
+def launcher_error(output: str) -> str:
+    """The launcher's own error report (from its first error line on), '' if none."""
+    start = output.find(LAUNCHER_ERROR)
+    return output[start:] if start >= 0 else ''
+
 
 def run_launcher(*args: str, timeout_s: float, domain_seed: int) -> tuple[int, str]:
     """Run `python -m llara_bringup.launch ARGS`; return (exit code, output); always cleaned up.
@@ -13,11 +32,9 @@ def run_launcher(*args: str, timeout_s: float, domain_seed: int) -> tuple[int, s
     machine are not seen. On a timeout the launcher is asked to stop first (SIGTERM: it stops its
     nodes, which run in sessions of their own), then killed.
     """
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=str(random.Random(domain_seed).randint(100, 200)))
     process = subprocess.Popen([sys.executable, '-m', 'llara_bringup.launch', *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env, start_new_session=True)
+                               env=launcher_env(domain_seed), start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout_s)
         return process.returncode, output

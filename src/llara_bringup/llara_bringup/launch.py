@@ -3,12 +3,20 @@
 For machines without ROS 2 `launch` (ours): the same launch file names and `name:=value`
 arguments as `ros2 launch llara_bringup ...`, the same resolved nodes (`graphs.resolve`). Each
 node runs as `python -m llara_policy.ros.<executable> --ros-args ...` in its own process group
-with its output prefixed by its name. A graph that runs episodes waits for `sim/reset` and
-`run_task`, runs them, prints the per-task success table (last line `success: K/N`) and shuts
-down; otherwise it runs until Ctrl-C. Shutdown: SIGINT to every child, SIGKILL after a timeout.
+(a terminal's Ctrl-C reaches the launcher only, which stops the nodes in order) with its output
+prefixed by its name. A graph that runs episodes waits for `sim/reset` and `run_task`, runs
+them, prints the per-task success table (last line `success: K/N`) and shuts down; otherwise it
+runs until Ctrl-C. A node that exits on its own (a start-up error) stops the graph: exit 1, its
+last output lines repeated in the error. Shutdown: SIGINT to every child, SIGKILL after a
+timeout. On Linux the kernel also sends every node SIGINT when the launcher dies, even by
+SIGKILL, so no node outlives it (SIGINT, as in a normal stop: rclpy turns SIGTERM into a context
+shutdown that a node still loading its model notices only once it is built, seconds later).
 """
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 import contextlib
+import ctypes
+import ctypes.util
 import os
 from pathlib import Path
 import signal
@@ -32,6 +40,12 @@ from llara_bringup.graphs import (
 
 GRAPH_TIMEOUT_S = 180.0  # model loading included; the sim graph is normally up in seconds
 SHUTDOWN_TIMEOUT_S = 10.0
+# Lines of a node's output kept to repeat when it exits on its own: the last ones, and the
+# last error log lines before them (a traceback can push 'cannot start: ...' out of the tail).
+TAIL_LINES = 12
+ERROR_LINES = 3
+ERROR_MARKS = ('[FATAL]', '[ERROR]')
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 USAGE = ('usage: python -m llara_bringup.launch <launch file> [name:=value ...]\n'
          f'launch files: {", ".join(GRAPHS)}')
 
@@ -94,30 +108,79 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _libc_prctl() -> Optional[Callable[..., int]]:
+    """Return libc's prctl on Linux, else None (no parent-death signal there)."""
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def child_setup(prctl: Optional[Callable[..., int]], parent_pid: int) -> Callable[[], None]:
+    """Return the preexec_fn of a node: default signals and, with `prctl`, SIGINT at our death.
+
+    The kernel sends PR_SET_PDEATHSIG's signal when the thread that forked the child ends, so
+    nodes are started from the launcher's main thread. A launcher that died before prctl ran
+    is seen as a changed parent pid: the node then ends at once.
+    """
+    def setup() -> None:
+        _default_signals()
+        if prctl is None:
+            return
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) != 0:
+            os.write(2, b'[launch] prctl(PR_SET_PDEATHSIG) failed: this node would outlive a '
+                        b'killed launcher\n')
+        elif os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return setup
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
 class Child:
-    """One node process in its own process group, its output prefixed by its name."""
+    """One node process in its own process group, its output prefixed by its name.
 
-    def __init__(self, name: str, cmd: list[str]):
+    Its last TAIL_LINES output lines and ERROR_LINES error log lines are kept for the report
+    if it exits on its own.
+    """
+
+    def __init__(self, name: str, cmd: list[str], prctl: Optional[Callable[..., int]] = None):
         self.name = name
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.errors: deque[str] = deque(maxlen=ERROR_LINES)
         env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, text=True,
-                                        start_new_session=True, preexec_fn=_default_signals)
+                                        start_new_session=True,
+                                        preexec_fn=child_setup(prctl, os.getpid()))
         self.reader = threading.Thread(target=self._forward, daemon=True)
         self.reader.start()
 
     def _forward(self) -> None:
         for line in self.process.stdout:
+            self.tail.append(line.rstrip())
+            if any(mark in line for mark in ERROR_MARKS):
+                self.errors.append(line.rstrip())
             print(f'[{self.name}] {line.rstrip()}', flush=True)
 
     def signal(self, signum: int) -> None:
         """Send `signum` to the child's process group (gone already: nothing to do)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
+
+    def exit_report(self, code: int) -> str:
+        """Say that the node exited with `code`, with its last error and output lines."""
+        self.reader.join(timeout=2.0)  # its pipe closes when it exits: the tail is complete
+        earlier = [line for line in self.errors if line not in self.tail]
+        lines = ''.join(f'\n  [{self.name}] {line}'
+                        for line in [*earlier, *(['...'] if earlier else []), *self.tail])
+        return f'{self.name} (pid {self.process.pid}) exited with code {code}; its last ' \
+               f'output:{lines or " (none)"}'
 
 
 def stop_children(children: list[Child], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
@@ -137,10 +200,28 @@ def stop_children(children: list[Child], timeout_s: float = SHUTDOWN_TIMEOUT_S) 
 
 
 def _check_alive(children: list[Child]) -> None:
-    for child in children:
-        code = child.process.poll()
-        if code is not None:
-            raise LaunchError(f'{child.name} exited with code {code} (see its log above)')
+    """LaunchError naming every node that has exited, with its last output lines."""
+    exited = [(child, child.process.poll()) for child in children]
+    reports = [child.exit_report(code) for child, code in exited if code is not None]
+    if reports:
+        raise LaunchError('\n'.join(reports))
+
+
+def watch_children(children: list[Child]) -> None:
+    """From now on a node that exits raises LaunchError in the main thread at once.
+
+    SIGCHLD's handler checks the nodes, so an episode in progress (its waits are long) ends
+    when a node dies instead of at its timeout. Without SIGCHLD (Windows) only the polls of
+    the graph waits and of the main loop notice it.
+    """
+    if hasattr(signal, 'SIGCHLD'):
+        signal.signal(signal.SIGCHLD, lambda signum, frame: _check_alive(children))
+    _check_alive(children)  # one that exited before the handler was set
+
+
+def _unwatch_children() -> None:
+    if hasattr(signal, 'SIGCHLD'):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> int:
@@ -182,6 +263,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'llara_bringup.launch: {err}', file=sys.stderr)
         return 2
     params_file = config_path(graph)
+    prctl = _libc_prctl()
+    if prctl is None:
+        print(f'[launch] note: no parent-death signal on {sys.platform}: if this launcher is '
+              'killed (not stopped with Ctrl-C or SIGTERM), stop its nodes yourself', flush=True)
     children: list[Child] = []
     # Ctrl-C and SIGTERM (docker stop, a parent's kill) both stop the graph cleanly, even when
     # this process was started with SIGINT ignored.
@@ -190,8 +275,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for node in resolve(graph, given):
             cmd = node_command(node, params_file)
-            print(f'[launch] {node.name}: {" ".join(cmd[1:])}', flush=True)
-            children.append(Child(node.name, cmd))
+            children.append(Child(node.name, cmd, prctl))
+            print(f'[launch] {node.name} (pid {children[-1].process.pid}): '
+                  f'{" ".join(cmd[1:])}', flush=True)
+        watch_children(children)
         if graph.runs_episodes and typed_arguments(graph, given)['episodes'] > 0:
             return run_episodes(graph, given, children)
         while True:  # the graph runs until Ctrl-C or a node exits
@@ -204,6 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print('[launch] interrupted: stopping the graph', flush=True)
         return 0
     finally:
+        _unwatch_children()  # the nodes now exit because they are stopped
         stop_children(children)
 
 
