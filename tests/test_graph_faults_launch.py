@@ -3,8 +3,8 @@
 xarm graph, no robot reachable (robot_ip 127.0.0.1, dry_run true), camera an image folder,
 policy:=oracle so policy_node starts without a model: a missing calibration file, or one made for
 another workspace (its table 0.2 m off), stops the graph at start-up with exit 1 and the
-launcher's report names the file. A calibration for another image size than the camera's frames
-is not caught at start-up yet (strict xfail, see its reason).
+launcher's report names the file; so does a calibration for another image size than the
+camera's frames (perception_node checks the first frame against the calibration).
 
 sim graph with a tiny random LLaVA (greedy, 4 new tokens: it cannot write a whole step), two
 episodes: every policy query is answered, each answer is counted as a parse failure in
@@ -108,11 +108,6 @@ def test_xarm_graph_with_a_calibration_of_another_workspace_stops_naming_the_fil
     assert 'executor_node' in report.splitlines()[0]  # the workspace check is the executor's
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not caught at start-up: executor_node builds its preprocess from the calibration's own "
-    'image size, and perception_node compares the frames with the calibration only by '
-    'warning "frames are WxH but the intrinsics are for ...: no CameraInfo" and running on; '
-    'the graph then stops on the unreachable arm instead, naming the ip'))
 def test_xarm_graph_with_a_calibration_for_another_image_size_stops_naming_the_file(
         tmp_path, frames, sim_calibration):
     # The sim camera at twice the resolution (512x256): consistent in itself, fits the

@@ -19,6 +19,7 @@ import ros_harness
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from llara_policy.errors import CalibrationError
 from llara_policy.geometry.calibration import save_calibration
 from llara_policy.ros.image_conversion import image_to_numpy
 from llara_policy.ros.perception_node import STATUS_QOS, PerceptionNode
@@ -138,6 +139,40 @@ def test_lost_camera_is_reported_publishes_no_stale_frame_and_recovers(harness, 
     assert harness.statuses[-1]['loss_episodes'] == 1
     assert [s['state'] for s in harness.statuses].count('lost') == 1  # reported once
     del frames
+
+
+def test_frames_of_another_size_than_the_calibration_are_a_start_up_error(harness, tmp_path):
+    write_frames(tmp_path / 'replay', 2, height=256, width=512)  # the calibration: 256x128
+    calibration = tmp_path / 'calibration.yaml'
+    save_calibration(front_camera().calibration(), calibration)
+    with pytest.raises(CalibrationError, match=f'{calibration}: the calibration is for 256x128 '
+                       'images but the camera delivers 512x256 frames'):
+        harness.perception(source=str(tmp_path / 'replay'), calibration_file=str(calibration))
+
+
+def test_a_size_mismatch_found_after_start_up_publishes_nothing_and_stops(harness, tmp_path):
+    folder = tmp_path / 'replay'
+    folder.mkdir()  # no frame at start-up: the check waits for the first frame
+    calibration = tmp_path / 'calibration.yaml'
+    save_calibration(front_camera().calibration(), calibration)
+    # Not spun by the harness: the error a tick raises stops run_node's spin, not a test thread.
+    node = PerceptionNode(context=harness.context, parameter_overrides=[
+        Parameter('source', value=str(folder)), Parameter('rate_hz', value=1.0),
+        Parameter('calibration_file', value=str(calibration)),
+        Parameter('reconnect_initial_s', value=0.01), Parameter('reconnect_max_s', value=0.01)])
+    try:
+        write_frames(folder, 1, height=64, width=128)
+        time.sleep(0.05)  # past the reopen backoff
+        with pytest.raises(CalibrationError, match='delivers 128x64 frames'):
+            for _ in range(20):  # the folder is reopened after the backoff, then read
+                node.on_timer()
+                time.sleep(0.02)
+        harness.spin_for(0.3)
+        assert harness.images == []
+        harness.wait(lambda: harness.statuses and
+                     harness.statuses[-1]['state'] == 'calibration_mismatch', 'status')
+    finally:
+        node.destroy_node()
 
 
 def test_sim_provider_frames_and_intrinsics(harness, world):

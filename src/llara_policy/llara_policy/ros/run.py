@@ -3,7 +3,10 @@
 `main()` of every node is `return run_node(MyNode)`. Ctrl-C, SIGTERM and an external
 `rclpy.shutdown()` end the spin quietly (exit 0); a `LlaraError` while the node is built (bad
 parameter, missing calibration, model that cannot load) is logged as one line and exits 2,
-with no traceback. Only APIs common to Humble, Jazzy and Kilted are used.
+with no traceback. Callbacks catch and report the errors of their work; one that lets a
+`LlaraError` escape (a configuration found wrong while running, such as camera frames of
+another size than the calibration's) stops the node the same way. Only APIs common to
+Humble, Jazzy and Kilted are used.
 """
 from collections.abc import Callable, Sequence
 from typing import Optional
@@ -49,6 +52,9 @@ def run_node(make_node: Callable[[], Node | Sequence[Node]], args: Optional[list
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except LlaraError as err:  # a configuration error found while running (raised on purpose)
+        rclpy.logging.get_logger(logger_name).fatal(f'stopped: {err}')
+        return STARTUP_ERROR_EXIT
     finally:
         executor.shutdown()
         for node in nodes:
