@@ -4,8 +4,11 @@ Kept free of torch so ROS nodes and training configs can declare, parse and vali
 loading the model stack. Fields use ROS parameter types only (bool, int, float, str; no None):
 an empty string or a sentinel word stands for "not set".
 """
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 import re
+
+import yaml
 
 from llara_policy.errors import ConfigError
 
@@ -25,6 +28,10 @@ PROMPT_FORMATS = ('vicuna_v1', 'chat_template')
 SPACINGS = ('released', 'notebook')  # prompting.ActionSpacing values
 
 _CUDA_DEVICE = re.compile(r'cuda:\d+')
+# Written by `llara_training finetune` beside each checkpoint; the TRAINED_SETTINGS in it are
+# PolicyConfig fields inference must repeat (same names in llara_training's TrainConfig).
+TRAINING_CONFIG_FILE = 'training_config.yaml'
+TRAINED_SETTINGS = ('prompt_format', 'pad_to_square')
 # LLaRA eval generates at most 256 new tokens (eval/vima_utils.py model_generation).
 LLARA_MAX_NEW_TOKENS = 256
 
@@ -103,3 +110,41 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...],
     extra = ' or cuda:N' if pattern is not None else ''
     raise ConfigError(f'PolicyConfig.{name} must be one of {", ".join(allowed)}{extra}; '
                       f'got {value!r}')
+
+
+def read_trained_settings(model_path: str) -> dict[str, object]:
+    """Return the TRAINED_SETTINGS a fine-tuned checkpoint was trained with.
+
+    Read from `model_path`/training_config.yaml; {} when the checkpoint has none (released
+    LLaRA checkpoints, imported models). A file lacking a setting or unreadable is ConfigError.
+    """
+    path = Path(model_path).expanduser() / TRAINING_CONFIG_FILE
+    if not model_path or not path.is_file():
+        return {}
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f'cannot read {str(path)!r}: {error}') from error
+    missing = [key for key in TRAINED_SETTINGS if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise ConfigError(f'{str(path)!r} lacks {", ".join(missing)}')
+    return {key: saved[key] for key in TRAINED_SETTINGS}
+
+
+def trained_policy_config(config: PolicyConfig) -> PolicyConfig:
+    """Return `config` with the prompt and image settings its checkpoint was trained with.
+
+    Evaluation and the policy node build their config this way, so a fine-tuned model is
+    prompted and preprocessed as in training without re-typing the settings.
+    """
+    return replace(config, **read_trained_settings(config.model_path))
+
+
+def check_trained_settings(config: PolicyConfig) -> None:
+    """Raise ConfigError when `config` contradicts the checkpoint's training settings."""
+    for key, trained in read_trained_settings(config.model_path).items():
+        if getattr(config, key) != trained:
+            raise ConfigError(
+                f'PolicyConfig.{key} is {getattr(config, key)!r} but {config.model_path!r} was '
+                f'trained with {trained!r} ({TRAINING_CONFIG_FILE}); set it to {trained!r} or '
+                'build the config with trained_policy_config')

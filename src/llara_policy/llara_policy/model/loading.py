@@ -25,7 +25,7 @@ from transformers import (
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
 from llara_policy.errors import ConfigError, ModelError
-from llara_policy.model.config import PolicyConfig
+from llara_policy.model.config import PolicyConfig, check_trained_settings
 from llara_policy.model.dtype_choice import resolve_dtype
 from llara_policy.text import prompting
 
@@ -164,6 +164,7 @@ def load_model(config: PolicyConfig) -> LoadedModel:
     """Load the model and processor of `config.model_path` for inference."""
     quiet_library_warnings()
     directory = check_model_directory(config.model_path)
+    check_trained_settings(config)  # a fine-tuned model is prompted as it was trained
     device = resolve_device(config.device)
     choice = resolve_dtype(config, device)
     dtype = choice.dtype
