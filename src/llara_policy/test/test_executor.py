@@ -173,6 +173,28 @@ def test_target_outside_the_workspace_is_rejected_before_any_arm_call_without_fa
     assert env.finish_step().success
 
 
+def test_the_mapped_step_is_reported_before_the_checks_and_matches_the_result(envs):
+    env, executor = start(envs)
+    good = env.oracle().step
+    unsafe = ActionStep(OUTSIDE, good.place, 0)
+    mapped = []
+    with pytest.raises(UnsafeTargetError):
+        executor.execute(unsafe, on_mapped=mapped.append)
+    assert len(mapped) == 1  # the refused step's targets: OUTSIDE is 0.10 m out
+    assert mapped[0].action.pick_xy_m[0] == pytest.approx(0.10, abs=0.01)
+    assert mapped[0].table_z_m == env.calibration.table_z_m
+    assert mapped[0].executed.pick.x_norm == pytest.approx(OUTSIDE.x_norm, abs=1e-6)
+    result = executor.execute(good, on_mapped=mapped.append)
+    assert len(mapped) == 2
+    assert (mapped[1].action, mapped[1].executed) == (result.action, result.executed)
+    assert env.finish_step().success
+    executor.stop()
+    with pytest.raises(ExecutorFaultedError):
+        executor.execute(good, on_mapped=mapped.append)
+    assert len(mapped) == 2  # refused before mapping: nothing reported
+    executor.reset()
+
+
 @pytest.mark.parametrize('dry_run', [True, False])
 def test_the_primitives_whole_plan_is_checked_even_in_a_dry_run(envs, dry_run):
     # Table points inside the box, but the travel height (200 mm) is above this z_max.

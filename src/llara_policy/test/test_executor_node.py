@@ -4,6 +4,7 @@ Asserted through the action results and the SimArm's call log: an oracle step su
 base-frame targets and phase feedback; an unsafe target is refused before any arm call; an arm
 error aborts with its code and faults until executor/reset; stop and cancel during a motion; a
 second goal while busy; dry run without an arm; startup errors naming the calibration file.
+Every goal handled is published once on executor/executed (ExecutedStep), mapped or not.
 """
 import os
 from pathlib import Path
@@ -14,16 +15,18 @@ import threading
 from action_msgs.msg import GoalStatus
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import WAIT_S, Harness
 
 from llara_msgs.action import ExecuteStep
+from llara_msgs.msg import ExecutedStep
 from llara_msgs.srv import ResetExecutor, StopExecutor
 from llara_policy.arms.base import CODE_HAS_ERROR, ERROR_COLLISION, STATE_READY
 from llara_policy.arms.executor import ErrorCode, ExecutorConfig, ExecutorState, Phase
 from llara_policy.errors import CalibrationError, ConfigError
 from llara_policy.geometry.calibration import save_calibration
 from llara_policy.ros.convert import step_to_msg
-from llara_policy.ros.executor_node import ExecutorNode
+from llara_policy.ros.executor_node import EXECUTED_TOPIC, ExecutorNode
 from llara_policy.sim.arm import Fault
 from llara_policy.sim.env import SIM_PICK_PLACE, SIM_SWEEP, SimEnv, SimEnvConfig
 from llara_policy.types import ActionStep, ImagePoint
@@ -73,6 +76,24 @@ def start(harness, env, seed=0, **params) -> ExecutorNode:
 def goal_of(step: ActionStep, dry_run=False) -> ExecuteStep.Goal:
     return ExecuteStep.Goal(step=step_to_msg(step), model_image_width=256,
                             model_image_height=128, dry_run=dry_run)
+
+
+def listen(harness, node) -> list:
+    """Subscribe to executor/executed (reliable) and wait until the node's publisher sees it."""
+    heard = []
+    harness.client.create_subscription(
+        ExecutedStep, EXECUTED_TOPIC, heard.append,
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    harness.wait(lambda: node.executed_pub.get_subscription_count() > 0, 'executed subscriber')
+    return heard
+
+
+def heard_once_more(harness, heard: list, before: int) -> ExecutedStep:
+    """Wait for one more ExecutedStep, check that no second one follows, return it."""
+    harness.wait(lambda: len(heard) > before, 'an ExecutedStep')
+    harness.spin_for(0.3)
+    assert len(heard) == before + 1
+    return heard[-1]
 
 
 def test_oracle_step_succeeds_with_base_targets_and_phase_feedback(harness, env):
@@ -255,3 +276,85 @@ def test_the_executor_undoes_the_crop_policy_node_applies():
     preprocess = getattr(FramePreprocess, CalibrationParams().preprocess)(640, 480)
     back = preprocess.model_to_camera_pixels(model_uv)[0]
     assert np.allclose(back, (503.0, 203.0), atol=2.0)
+
+
+def test_a_success_publishes_its_executed_step(harness, env):
+    node = start(harness, env)
+    heard = listen(harness, node)
+    goal = goal_of(env.oracle().step)
+    status, result = harness.execute(goal)
+    assert status == GoalStatus.STATUS_SUCCEEDED
+    executed = heard_once_more(harness, heard, 0)
+    assert executed.mapped and executed.success and not executed.dry_run
+    assert executed.error_code == ErrorCode.NONE and executed.message == result.message
+    assert executed.requested == goal.step
+    assert (executed.model_image_width, executed.model_image_height) == (256, 128)
+    assert executed.executed == result.executed_step
+    # The history form is the targets projected back: the sim camera round trip is exact
+    # to float precision, and the rotation is the whole-degree one sent.
+    sent = goal.step
+    assert (executed.executed.pick_x_norm, executed.executed.pick_y_norm) == pytest.approx(
+        (sent.pick_x_norm, sent.pick_y_norm), abs=1e-6)
+    assert (executed.executed.place_x_norm, executed.executed.place_y_norm) == pytest.approx(
+        (sent.place_x_norm, sent.place_y_norm), abs=1e-6)
+    assert executed.executed.rotation_cw_deg == sent.rotation_cw_deg
+    assert executed.executed.object_text == ''
+    assert executed.header.frame_id == env.calibration.base_frame
+    for on_table, commanded in ((executed.pick_in_base, result.pick_in_base.point),
+                                (executed.place_in_base, result.place_in_base.point)):
+        assert (on_table.x, on_table.y) == pytest.approx((commanded.x, commanded.y), abs=1e-9)
+        assert on_table.z == env.calibration.table_z_m
+    assert executed.yaw_change_deg == result.yaw_change_deg
+    assert env.finish_step().success
+
+
+def test_a_dry_run_publishes_a_mapped_executed_step(harness, env):
+    node = start(harness, env)
+    heard = listen(harness, node)
+    status, result = harness.execute(goal_of(env.oracle().step, dry_run=True))
+    executed = heard_once_more(harness, heard, 0)
+    assert executed.dry_run and executed.success and executed.mapped
+    assert executed.executed == result.executed_step
+
+
+def test_an_unsafe_target_publishes_its_mapped_targets_without_an_arm_call(harness, env):
+    node = start(harness, env)
+    heard = listen(harness, node)
+    before = len(env.arm.calls)
+    good = env.oracle().step
+    goal = goal_of(ActionStep(OUTSIDE, good.place, 30))
+    status, result = harness.execute(goal)
+    assert status == GoalStatus.STATUS_ABORTED and env.arm.calls[before:] == []
+    executed = heard_once_more(harness, heard, 0)
+    assert executed.mapped and not executed.success
+    assert executed.error_code == ErrorCode.UNSAFE_TARGET == result.error_code
+    assert executed.message == result.message and executed.requested == goal.step
+    # OUTSIDE lies 0.10 m from the base on the sim table (in front of the workspace).
+    assert executed.pick_in_base.x == pytest.approx(0.10, abs=0.01)
+    assert executed.pick_in_base.z == env.calibration.table_z_m
+    assert executed.yaw_change_deg == pytest.approx(-30.0)
+    assert (executed.executed.pick_x_norm, executed.executed.pick_y_norm) == pytest.approx(
+        (OUTSIDE.x_norm, OUTSIDE.y_norm), abs=1e-6)
+    assert executed.executed.rotation_cw_deg == 30
+
+
+def test_an_arm_error_and_a_faulted_executor_each_publish_one_executed_step(harness, env):
+    node = start(harness, env)
+    heard = listen(harness, node)
+    step = env.oracle().step
+    env.arm.inject_fault(Fault('set_position', CODE_HAS_ERROR, error_code=ERROR_COLLISION))
+    status, failed = harness.execute(goal_of(step))
+    arm_error = heard_once_more(harness, heard, 0)
+    assert arm_error.mapped and not arm_error.success  # mapped, then the arm failed
+    assert (arm_error.error_code, arm_error.arm_code) == (ErrorCode.ARM, ERROR_COLLISION)
+    assert arm_error.message == failed.message
+    status, refused = harness.execute(goal_of(step))
+    assert refused.error_code == ErrorCode.FAULTED
+    faulted = heard_once_more(harness, heard, 1)
+    assert not faulted.mapped and not faulted.success
+    assert faulted.error_code == ErrorCode.FAULTED and faulted.message == refused.message
+    assert faulted.requested == goal_of(step).step
+    assert faulted.executed == refused.executed_step  # both empty: nothing was mapped
+    assert faulted.pick_in_base.x == faulted.pick_in_base.y == 0.0
+    assert harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request()).success
+    env.arm.set_vacuum_gripper(False)

@@ -155,6 +155,21 @@ class ExecutionResult:
 
 
 @dataclass(frozen=True)
+class MappedStep:
+    """A step mapped into the base frame: reported before the safety checks and any motion.
+
+    `action` is the base-frame table action; `executed` the action projected back into the
+    model frame (`execution.executed_step`, the step's history form); `table_z_m` the height
+    of the table plane the targets lie on (the calibration's). A node reports it for a step
+    that then fails (an unsafe target, an arm error) as well as for one that succeeds.
+    """
+
+    action: TableAction
+    executed: ActionStep
+    table_z_m: float
+
+
+@dataclass(frozen=True)
 class ExecutionFailure:
     """What a node reports for an error: ExecuteStep's error_code, arm_code and message."""
 
@@ -192,6 +207,7 @@ def failure_of(error: BaseException) -> ExecutionFailure:
 
 
 ProgressCallback = Optional[Callable[[Phase, float], None]]
+MappedCallback = Optional[Callable[[MappedStep], None]]
 
 
 def _phase_fractions(effector: Effector) -> dict[Phase, float]:
@@ -207,6 +223,7 @@ class _Run:
 
     progress: ProgressCallback
     fractions: dict
+    on_mapped: MappedCallback
     phases: list = field(default_factory=list)
     moved: bool = False
 
@@ -255,13 +272,15 @@ class Executor:
         return self._fault
 
     def execute(self, step: ActionStep, progress: ProgressCallback = None,
-                dry_run: bool = False, model_size_px: Optional[tuple[int, int]] = None
-                ) -> ExecutionResult:
+                dry_run: bool = False, model_size_px: Optional[tuple[int, int]] = None,
+                on_mapped: MappedCallback = None) -> ExecutionResult:
         """Map, check and (unless dry run) execute one step; returns what was done.
 
         `progress(phase, fraction)` hears each phase as it starts. `dry_run` forces a dry run
         for this goal (config.dry_run forces it for all). `model_size_px` (width, height), the
-        goal's model frame, must match the mapper's (ValueRangeError otherwise). Raises
+        goal's model frame, must match the mapper's (ValueRangeError otherwise).
+        `on_mapped(MappedStep)` hears the mapped step once the step is mapped and projected
+        back, before the safety checks (so a step refused as unsafe has its targets). Raises
         ExecutorFaultedError / ExecutorBusyError without doing anything; UnsafeTargetError,
         ProjectionError, ValueRangeError before any arm call (no fault); after the first arm
         call any error faults the executor and is re-raised (ExecutionCanceledError when
@@ -274,7 +293,7 @@ class Executor:
                 raise ExecutorBusyError('another step is executing')
             self._state = ExecutorState.BUSY
             self._cancel.clear()
-        run = _Run(progress, _phase_fractions(step.effector))
+        run = _Run(progress, _phase_fractions(step.effector), on_mapped)
         try:
             return self._execute(step, run, dry_run or self.config.dry_run, model_size_px)
         except BaseException as error:
@@ -298,8 +317,10 @@ class Executor:
                                   f"is not the executor's {pre.model_width_px}x"
                                   f'{pre.model_height_px}')
         action = table_action_from_step(self.mapper, step)
-        check_table_action(self.workspace, action)
         executed = executed_step(self.mapper, step, action)
+        if run.on_mapped is not None:
+            run.on_mapped(MappedStep(action, executed, self.mapper.calibration.table_z_m))
+        check_table_action(self.workspace, action)
         table_mm = 1000.0 * self.workspace.table_z_m
         c = self.config
         if step.effector is Effector.SPATULA:

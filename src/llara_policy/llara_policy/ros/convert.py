@@ -6,18 +6,20 @@ ActionStep message's normalized model-frame points are `types.ActionStep`'s, an
 frame, and any error becomes ExecuteStep's result codes through `arms.executor.failure_of`.
 """
 from collections.abc import Sequence
+from typing import Optional
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PointStamped
 from std_msgs.msg import Header
 
 from llara_msgs.action import ExecuteStep
-from llara_msgs.msg import ActionPlan
+from llara_msgs.msg import ActionPlan, ExecutedStep
 from llara_msgs.msg import ActionStep as ActionStepMsg
 from llara_policy.arms.executor import (
     ErrorCode,
     ExecutionFailure,
     ExecutionResult,
+    MappedStep,
     Phase,
     failure_of,
 )
@@ -97,3 +99,25 @@ def failure_msg(failed: ExecutionFailure, dry_run: bool) -> ExecuteStep.Result:
     return ExecuteStep.Result(success=False, error_code=int(failed.error_code),
                               arm_code=int(failed.arm_code), message=failed.message,
                               dry_run=dry_run)
+
+
+def executed_msg(goal: ExecuteStep.Goal, mapped: Optional[MappedStep],
+                 result: ExecuteStep.Result, base_frame: str, stamp: Time) -> ExecutedStep:
+    """Return the ExecutedStep of one handled goal: the request, the mapping, the outcome.
+
+    `mapped` is None for a goal refused before mapping (mapped = false); otherwise its targets
+    (on the table plane, metres) and history form are filled in. The outcome fields are the
+    result's, so the topic and the action result never disagree.
+    """
+    msg = ExecutedStep(
+        header=Header(stamp=stamp, frame_id=base_frame), requested=goal.step,
+        model_image_width=goal.model_image_width, model_image_height=goal.model_image_height,
+        mapped=mapped is not None, success=result.success, error_code=result.error_code,
+        arm_code=result.arm_code, message=result.message, dry_run=result.dry_run)
+    if mapped is not None:
+        msg.executed = step_to_msg(mapped.executed)
+        for name, (x_m, y_m) in (('pick_in_base', mapped.action.pick_xy_m),
+                                 ('place_in_base', mapped.action.place_xy_m)):
+            setattr(msg, name, Point(x=float(x_m), y=float(y_m), z=float(mapped.table_z_m)))
+        msg.yaw_change_deg = float(mapped.action.yaw_change_deg)
+    return msg

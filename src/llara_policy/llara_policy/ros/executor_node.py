@@ -4,7 +4,9 @@ Goal -> core ActionStep -> Executor.execute (map through the calibration, check 
 envelope, run the primitive) -> result. Feedback per phase; cancel -> Executor.cancel();
 `executor/stop` and `executor/reset` run while a goal executes (own callback groups on a
 MultiThreadedExecutor). One goal at a time: a second one is aborted with ERROR_BUSY. Every
-LlaraError ends as a result with its code and one log line; the node keeps running.
+LlaraError ends as a result with its code and one log line; the node keeps running. Every goal
+handled is also published as an ExecutedStep on `executor/executed` (succeeded, dry run, refused
+or failed; with the base targets and history form once mapped) for recorders and the task loop.
 """
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -14,8 +16,10 @@ from typing import Optional
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from llara_msgs.action import ExecuteStep
+from llara_msgs.msg import ExecutedStep
 from llara_msgs.srv import ResetExecutor, StopExecutor
 from llara_policy.arms.executor import (
     ErrorCode,
@@ -23,6 +27,7 @@ from llara_policy.arms.executor import (
     Executor,
     ExecutorBusyError,
     ExecutorConfig,
+    MappedStep,
 )
 from llara_policy.errors import LlaraError
 from llara_policy.execution import ModelFrameMapper
@@ -35,6 +40,9 @@ NODE_NAME = 'executor_node'
 ACTION_NAME = 'execute_step'
 RESET_SERVICE = 'executor/reset'
 STOP_SERVICE = 'executor/stop'
+EXECUTED_TOPIC = 'executor/executed'
+# Every handled goal, reliably: a recording must not lose a step.
+EXECUTED_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Runs one step; the sim wraps it (world lock, bookkeeping after the motion).
 StepRunner = Callable[[Callable[[], ExecutionResult]], ExecutionResult]
 
@@ -48,6 +56,8 @@ class ExecutorNode(Node):
                  step_runner: Optional[StepRunner] = None, node_name: str = NODE_NAME,
                  **kwargs):
         super().__init__(node_name, **kwargs)
+        # Set first: if start-up fails below, rclpy may still destroy the node at shutdown.
+        self._shutdown_arm = lambda: ()
         self.config = declare_executor_config(self, config_defaults or ExecutorConfig())
         backend = declare_backend(self, self.config, arm, mapper, workspace)
         self._busy = threading.Lock()  # one goal (or sim reset) at a time
@@ -55,6 +65,7 @@ class ExecutorNode(Node):
         self._shutdown_arm = backend.shutdown
         self.set_backend(backend.arm, backend.mapper, backend.workspace,
                          backend.calibration_source)
+        self.executed_pub = self.create_publisher(ExecutedStep, EXECUTED_TOPIC, EXECUTED_QOS)
         goals = ReentrantCallbackGroup()  # a second goal must run to be told ERROR_BUSY
         self.server = ActionServer(self, ExecuteStep, ACTION_NAME, self.on_execute,
                                    goal_callback=lambda _goal: GoalResponse.ACCEPT,
@@ -84,9 +95,13 @@ class ExecutorNode(Node):
                 self._busy.release()
 
     def on_execute(self, goal_handle) -> ExecuteStep.Result:
-        """Convert the goal, execute it on the core Executor, convert the outcome back."""
+        """Convert the goal, execute it on the core Executor, convert the outcome back.
+
+        Whatever the outcome, the goal's ExecutedStep is published before the result is set.
+        """
         request = goal_handle.request
         dry_run = bool(request.dry_run or self.config.dry_run)
+        mapped: list[MappedStep] = []  # filled by the core once the step is mapped
         with self.exclusive() as free:
             try:
                 if not free:
@@ -96,19 +111,30 @@ class ExecutorNode(Node):
                 result = self._run_step(lambda: self.core.execute(
                     step, lambda phase, fraction: goal_handle.publish_feedback(
                         convert.feedback_msg(phase, fraction)),
-                    dry_run=request.dry_run, model_size_px=size))
+                    dry_run=request.dry_run, model_size_px=size, on_mapped=mapped.append))
             except LlaraError as error:
                 failed = convert.failure(error)
                 self.get_logger().error(f'step refused or failed ({failed.error_code.name}): '
                                         f'{failed.message}')
+                response = convert.failure_msg(failed, dry_run)
+                self._publish_executed(request, mapped, response)
                 if failed.error_code is ErrorCode.CANCELED and goal_handle.is_cancel_requested:
                     goal_handle.canceled()
                 else:
                     goal_handle.abort()
-                return convert.failure_msg(failed, dry_run)
+                return response
+        response = convert.result_msg(result, self.mapper.calibration.base_frame,
+                                      self.get_clock().now().to_msg())
+        self._publish_executed(request, mapped, response)
         goal_handle.succeed()
-        return convert.result_msg(result, self.mapper.calibration.base_frame,
-                                  self.get_clock().now().to_msg())
+        return response
+
+    def _publish_executed(self, goal: ExecuteStep.Goal, mapped: list[MappedStep],
+                          response: ExecuteStep.Result) -> None:
+        """Publish the goal's ExecutedStep (mapped = false unless the core reported a mapping)."""
+        self.executed_pub.publish(convert.executed_msg(
+            goal, mapped[-1] if mapped else None, response, self.mapper.calibration.base_frame,
+            self.get_clock().now().to_msg()))
 
     def on_cancel(self, _goal_handle) -> CancelResponse:
         """Accept every cancel: the arm stops before the next phase's motion."""
