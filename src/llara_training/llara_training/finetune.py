@@ -146,16 +146,8 @@ def training_arguments(config: TrainConfig, text_only_samples: bool) -> Training
         remove_unused_columns=False, deepspeed=config.deepspeed or None)
 
 
-def train(config: TrainConfig, callbacks: tuple[TrainerCallback, ...] = ()) -> TrainResult:
-    """Run (or resume) the fine-tuning `config` describes; extra Trainer `callbacks` optional."""
-    quiet_library_warnings()
-    check_machine(config)
-    if config.cpu_threads:
-        torch.set_num_threads(config.cpu_threads)
-    samples = read_llava_json(config.data_path, config.image_folder)
-    resumed_from = resume_checkpoint(config)
-    args = training_arguments(config, any(not sample.image_order() for sample in samples))
-    set_seed(config.seed)  # LoRA's initial weights
+def prepared_model(config: TrainConfig, args: TrainingArguments, resumed_from: str):
+    """Load, freeze and (LoRA, QLoRA) wrap the model; returns (model, processor)."""
     deepspeed = getattr(args, 'deepspeed_plugin', None) is not None  # --config or accelerate's
     # A full fine-tune resumes from its checkpoint's weights (finetune_model.load_for_training);
     # LoRA adapters and DeepSpeed states are restored by the Trainer itself.
@@ -168,6 +160,20 @@ def train(config: TrainConfig, callbacks: tuple[TrainerCallback, ...] = ()) -> T
         freeze_vision_tower(model)
     if config.is_lora:
         model = apply_lora(model, config)
+    return model, processor
+
+
+def train(config: TrainConfig, callbacks: tuple[TrainerCallback, ...] = ()) -> TrainResult:
+    """Run (or resume) the fine-tuning `config` describes; extra Trainer `callbacks` optional."""
+    quiet_library_warnings()
+    check_machine(config)
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    samples = read_llava_json(config.data_path, config.image_folder)
+    resumed_from = resume_checkpoint(config)
+    args = training_arguments(config, any(not sample.image_order() for sample in samples))
+    set_seed(config.seed)  # LoRA's initial weights
+    model, processor = prepared_model(config, args, resumed_from)
     trainable, total = parameter_counts(model)
     dataset = LlavaDataset(samples, processor, config.prompt_format, config.pad_to_square,
                            config.model_max_length)
@@ -186,15 +192,20 @@ def train(config: TrainConfig, callbacks: tuple[TrainerCallback, ...] = ()) -> T
     seconds = time.perf_counter() - start
     trainer.save_model(str(output))  # every process: ZeRO-3 gathers the weights
     points = loss_points(trainer.state.log_history)
-    model_dir = output
-    if main:
-        write_loss_csv(points, output / LOSS_CSV)
-        plot_loss(points, output / LOSS_PNG, f'{config.mode} fine-tuning of '
-                  f'{Path(config.model_path).name}')
-        if config.is_lora and config.merge_lora:
-            model_dir = merge_lora(output)
+    model_dir = _write_results(config, points) if main else output
     return TrainResult(output, model_dir, trainer.state.global_step, trainer.state.epoch or 0.0,
                        points, seconds, resumed_from, trainable, total, main)
+
+
+def _write_results(config: TrainConfig, points: tuple[LossPoint, ...]) -> Path:
+    """Write loss.csv and loss.png, merge LoRA adapters; returns the model to serve."""
+    output = Path(config.output_dir)
+    write_loss_csv(points, output / LOSS_CSV)
+    plot_loss(points, output / LOSS_PNG,
+              f'{config.mode} fine-tuning of {Path(config.model_path).name}')
+    if config.is_lora and config.merge_lora:
+        return merge_lora(output)
+    return output
 
 
 def summary(result: TrainResult) -> str:

@@ -98,7 +98,10 @@ def load_for_training(config: TrainConfig, deepspeed: bool = False, weights_from
 
 
 def freeze_vision_tower(model: torch.nn.Module) -> int:
-    """Stop gradients to the vision tower; returns the number of parameters frozen."""
+    """Stop gradients to the vision tower; returns the number of parameters frozen.
+
+    Qwen2-VL's projector (`visual.merger`) lives inside its vision module and is frozen too.
+    """
     frozen = 0
     for name, parameter in model.named_parameters():
         if set(name.split('.')) & set(VISION_MODULES):
@@ -141,9 +144,11 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
+    """Return (trainable, total) parameter counts (ZeRO-3 partitions count in full)."""
+    def count(parameter) -> int:
+        return getattr(parameter, 'ds_numel', parameter.numel())
+    trainable = sum(count(p) for p in model.parameters() if p.requires_grad)
+    return trainable, sum(count(p) for p in model.parameters())
 
 
 def merge_lora(run_dir: str | Path) -> Path:

@@ -129,6 +129,10 @@ class TrainConfig:
         if self.mode != 'full' and not self.lora_target_modules:
             raise ConfigError(f'TrainConfig.lora_target_modules is empty: mode {self.mode!r} '
                               'needs at least one layer name to adapt')
+        if self.is_lora and not self.freeze_vision_tower:
+            raise ConfigError(f'TrainConfig.freeze_vision_tower false has no effect in mode '
+                              f'{self.mode!r}: LoRA trains only adapters and '
+                              'lora_modules_to_save (add vision_tower there to train it)')
         if self.mode == 'qlora' and self.deepspeed:
             raise ConfigError('TrainConfig: mode qlora with deepspeed is not supported (4-bit '
                               'weights cannot be partitioned by ZeRO-3); unset deepspeed')

@@ -73,6 +73,7 @@ def test_yaml_file_then_overrides_in_that_order(tmp_path):
     (['learning_rate=fast'], 'learning_rate must be of type float'),
     (['mode=lora', 'lora_target_modules='], 'lora_target_modules is empty'),
     (['novalue'], 'is not key=value'),
+    (['mode=lora', 'freeze_vision_tower=false'], 'freeze_vision_tower false has no effect'),
 ])
 def test_bad_keys_and_values_are_errors_naming_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -8,6 +8,7 @@ float summation order, and both must fall.
 """
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 
@@ -21,6 +22,27 @@ SAMPLES = 8
 STEPS = 50
 
 
+def launch(overrides: list[str], timeout_s: float = 400.0) -> tuple[int, str]:
+    """Run `accelerate launch` with the 2-process CPU config in its own process group.
+
+    On a timeout the whole group (launcher, torchrun and both ranks) is killed, so no rank
+    outlives the test.
+    """
+    command = [sys.executable, '-m', 'accelerate.commands.launch',
+               '--config_file', str(CONFIGS / 'accelerate_cpu_2proc.yaml'),
+               '-m', 'llara_training', 'finetune', *overrides]
+    process = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return -1, f'timed out after {timeout_s} s\n{output}'
+    return process.returncode, output
+
+
 def test_two_processes_match_one_process(tmp_path, capsys):
     model = write_tiny_model(tmp_path / 'model')
     data = write_dataset(tmp_path / 'data', count=SAMPLES)
@@ -28,13 +50,8 @@ def test_two_processes_match_one_process(tmp_path, capsys):
     assert main(['finetune', *one]) == 0
     assert f'finetune: {STEPS} steps' in capsys.readouterr().out
     two = tiny_overrides(model, data, tmp_path / 'two', per_device_batch_size=1)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    launched = subprocess.run(
-        [sys.executable, '-m', 'accelerate.commands.launch',
-         '--config_file', str(CONFIGS / 'accelerate_cpu_2proc.yaml'),
-         '-m', 'llara_training', 'finetune', *two],
-        env=env, capture_output=True, text=True, timeout=400)
-    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    returncode, output = launch(two)
+    assert returncode == 0, output[-6000:]
     single = read_loss_csv(tmp_path / 'one' / LOSS_CSV)
     double = read_loss_csv(tmp_path / 'two' / LOSS_CSV)
     assert [p.step for p in single] == [p.step for p in double] == list(range(1, STEPS + 1))
