@@ -1,0 +1,1 @@
+"""Episode sources: the embedded sim's oracle, VIMA-Data folders, recorded rosbag2 sessions."""
