@@ -17,7 +17,14 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from llara_msgs.action import ExecuteStep, RunTask
-from llara_msgs.msg import ActionPlan, ActionStep, PolicyQuery, SimStatus, TaskResult
+from llara_msgs.msg import (
+    ActionPlan,
+    ActionStep,
+    PolicyQuery,
+    PolicyStatus,
+    SimStatus,
+    TaskResult,
+)
 from llara_policy.errors import ConfigError
 from llara_policy.ros.task_node import COMMAND_QOS, STATUS_QOS, TaskNode
 from llara_policy.task_loop import (
@@ -51,8 +58,9 @@ class FakeGraph:
     """Policy, executor and sim stand-ins in one namespace of a fresh context."""
 
     def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False,
-                 initial_status=True, off_frame=False):
+                 initial_status=True, off_frame=False, fail_answer=''):
         self.answer, self.succeed_after, self.off_frame = answer, succeed_after, off_frame
+        self.fail_answer = fail_answer  # an outcome: report it in policy/status, no plan
         self.step_ok, self.hold_step = step_ok, hold_step
         # A namespace of our own: other tests on this machine may run the real graph.
         self.namespace = f'/task_test_{os.getpid()}_{next(_NAMESPACES)}'
@@ -69,6 +77,8 @@ class FakeGraph:
         fake = self.add(Node('fakes', namespace=self.namespace, context=self.context))
         group = ReentrantCallbackGroup()
         self.plan_pub = fake.create_publisher(ActionPlan, 'policy/plan', COMMAND_QOS)
+        self.policy_status_pub = fake.create_publisher(PolicyStatus, 'policy/status',
+                                                       STATUS_QOS)
         self.status_pub = fake.create_publisher(SimStatus, 'sim/status', STATUS_QOS)
         fake.create_subscription(PolicyQuery, 'policy/query', self.on_query, COMMAND_QOS,
                                  callback_group=group)
@@ -106,6 +116,15 @@ class FakeGraph:
 
     def on_query(self, query: PolicyQuery):
         self.queries.append(query)
+        if self.fail_answer:
+            # As policy_node: how the call for this query ended, and no plan. A failure of
+            # another query first: it must not end this one.
+            for query_id in (query.query_id + 1000, query.query_id):
+                self.policy_status_pub.publish(PolicyStatus(
+                    last_query_id=query_id, last_outcome=self.fail_answer,
+                    last_error=f'answer to {query_id} has no step'))
+                time.sleep(0.3)
+            return
         if not self.answer:
             return
         step = ActionStep(step_number=1, object_text=f'block {query.query_id}',
@@ -281,6 +300,20 @@ def test_silent_policy_aborts_with_a_message(graph):
     assert response.status == 6
     assert 'no plan for policy query' in response.result.message
     assert not g.goals
+
+
+@pytest.mark.parametrize('outcome', ['parse_failure', 'stale_frame'])
+def test_a_query_answered_without_a_plan_ends_the_task_at_once(graph, outcome):
+    g = graph(params={'policy_timeout_s': 30.0}, fail_answer=outcome)
+    start = time.monotonic()
+    response = g.run_task()
+    assert time.monotonic() - start < 10.0  # not the 30 s policy timeout
+    assert response.status == 6  # ABORTED
+    assert (f'the policy answered query {g.queries[0].query_id} without a plan ({outcome}: '
+            f'answer to {g.queries[0].query_id} has no step)') in response.result.message
+    assert len(g.queries) == 1 and not g.goals  # nothing reached the executor
+    (published,) = g.wait_task_results(1)
+    assert not published.success and outcome in published.message
 
 
 def test_cancel_cancels_the_running_step(graph):

@@ -123,6 +123,9 @@ class PolicyNode(Node):
 
     def _on_outcome(self, outcome: Outcome, health: ServingHealth) -> None:
         query = outcome.query
+        with self._status_lock:  # published by _on_state below, after any plan
+            self.status.last_query_id = query.query_id
+            self.status.last_outcome = outcome.kind.value
         if outcome.kind is OutcomeKind.PLAN:
             result, frame = outcome.result, outcome.frame
             header = Header(stamp=Time(nanoseconds=frame.stamp_ns).to_msg(),

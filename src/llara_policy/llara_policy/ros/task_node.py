@@ -23,7 +23,7 @@ from rclpy.time import Time
 from std_msgs.msg import Header
 
 from llara_msgs.action import ExecuteStep, RunTask
-from llara_msgs.msg import ActionPlan, PolicyQuery, SimStatus, TaskResult
+from llara_msgs.msg import ActionPlan, PolicyQuery, PolicyStatus, SimStatus, TaskResult
 from llara_policy.ros import convert
 from llara_policy.ros.params import declare_config
 from llara_policy.ros.run import run_node
@@ -115,8 +115,18 @@ class GoalPorts:
                                            instruction=instruction,
                                            history=[convert.step_to_msg(s) for s in history],
                                            not_before=not_before))
-        return self._wait(lambda: node.plans.pop(query_id, None),
-                          max(deadline - time.monotonic(), _POLL_S),
+
+        def plan_or_failure():
+            plan = node.plans.pop(query_id, None)
+            status = node.policy_status
+            if plan is None and status is not None and status.last_query_id == query_id \
+                    and status.last_outcome not in ('', 'plan'):
+                # No plan will come for this query: end now rather than at policy_timeout_s.
+                raise TaskLoopError(f'the policy answered query {query_id} without a plan '
+                                    f'({status.last_outcome}: {status.last_error})')
+            return plan
+
+        return self._wait(plan_or_failure, max(deadline - time.monotonic(), _POLL_S),
                           f'plan for policy query {query_id} on policy/plan')
 
     def execute(self, step, plan: ActionPlan) -> ActionStep:
@@ -202,12 +212,15 @@ class TaskNode(Node):
         self.pending_query_id = 0
         self.plans: dict[int, ActionPlan] = {}
         self.sim_status: Optional[SimStatus] = None
+        self.policy_status: Optional[PolicyStatus] = None
         self.busy = False
         group = ReentrantCallbackGroup()
         self.query_pub = self.create_publisher(PolicyQuery, 'policy/query', COMMAND_QOS)
         self.result_pub = self.create_publisher(TaskResult, RESULT_TOPIC, COMMAND_QOS)
         self.plan_sub = self.create_subscription(
             ActionPlan, 'policy/plan', self.on_plan, COMMAND_QOS, callback_group=group)
+        self.create_subscription(PolicyStatus, 'policy/status', self.on_policy_status,
+                                 STATUS_QOS, callback_group=group)
         if self.config.success_source == 'sim':
             self.create_subscription(SimStatus, 'sim/status', self.on_sim_status, STATUS_QOS,
                                      callback_group=group)
@@ -231,6 +244,12 @@ class TaskNode(Node):
             if plan.query_id and plan.query_id == self.pending_query_id:
                 self.plans[plan.query_id] = plan
                 self.condition.notify_all()
+
+    def on_policy_status(self, status: PolicyStatus) -> None:
+        """Remember the policy's latest status (how its last query ended)."""
+        with self.condition:
+            self.policy_status = status
+            self.condition.notify_all()
 
     def on_sim_status(self, status: SimStatus) -> None:
         """Remember the latest episode status."""
