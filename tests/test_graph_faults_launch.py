@@ -192,7 +192,7 @@ def test_tiny_random_vlm_answers_are_counted_unparseable_and_nothing_reaches_the
     assert len(done) == episodes and all('failure after 0 steps' in line for line in done)
 
     # Answers were produced for every query, and each was counted as unparseable.
-    asked = [line for line in done if 'no plan for policy query' in line]
+    asked = [line for line in done if 'without a plan (parse_failure' in line]
     assert len(listener.queries) == len(asked) >= 1, output[-4000:]
     status = listener.statuses[-1]
     assert status.parse_failures == len(listener.queries), status
