@@ -49,6 +49,15 @@ class PolicyResult:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """A generated answer before parsing: its text, new token ids (EOS excluded) and timings."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    timings: PolicyTimings
+
+
 class Policy(Protocol):
     """What nodes, training and evaluation call."""
 
@@ -116,32 +125,53 @@ class VlmPolicy:
                       history: Sequence[ActionStep] = ()) -> PolicyResult:
         """Query the model once and parse its answer."""
         start = time.perf_counter()
-        inputs = self.encode(observation, instruction, history)
+        turn = self.user_turn(observation.effector, instruction, history)
+        answer = self.answer(observation, turn, len(history) + 1)
+        parsed = prompting.parse_answer(answer.text)
+        timings = replace(answer.timings, total_ms=(time.perf_counter() - start) * 1e3)
+        return PolicyResult(parsed.steps, answer.text, timings, parsed.truncated)
+
+    def answer(self, observation: Observation, user_turn: str, first_step: int = 1,
+               force_greedy: bool = False) -> RawAnswer:
+        """Generate the answer to one user turn (first line `<image0>`) about the frame, unparsed.
+
+        `select_action` writes the turn from the task and history; evaluation writes its own
+        (LLaRA's prompt-mode variants, `d`-mode detection questions, RT-2-style prompts).
+        Template decoding numbers the answer's steps from `first_step`; `force_greedy` decodes
+        greedily whatever the config says (questions whose answer is not an action plan).
+        """
+        start = time.perf_counter()
+        inputs = self.encode_turn(observation.rgb, user_turn)
         preprocess_s = time.perf_counter() - start
-        if self.config.decoding == 'greedy':
+        if self.config.decoding == 'greedy' or force_greedy:
             decoded = greedy_decode(self.model, inputs, self.eos_ids, self.config.max_new_tokens)
         else:
-            grammar = AnswerGrammar(observation.effector, len(history) + 1,
+            grammar = AnswerGrammar(observation.effector, first_step,
                                     self.config.max_answer_steps, _spacing(self.config),
                                     self.answer_lead)
             decoded = template_decode(self.model, inputs, grammar, self._table,
                                       self.config.max_new_tokens)
         text = self.tokenizer.decode(list(decoded.token_ids), skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False).strip()
-        parsed = prompting.parse_answer(text)
-        return PolicyResult(parsed.steps, text,
-                            _timings(decoded, preprocess_s, time.perf_counter() - start),
-                            parsed.truncated)
+        return RawAnswer(text, decoded.token_ids,
+                         _timings(decoded, preprocess_s, time.perf_counter() - start))
+
+    def user_turn(self, effector, instruction: str, history: Sequence[ActionStep] = ()) -> str:
+        """Return LLaRA's user turn of one query (draws the user prompt, see user_prompt_id)."""
+        user_prompt = prompting.select_user_prompt(self.config.user_prompt_id, self._rng)
+        return prompting.build_user_turn(instruction, effector, user_prompt=user_prompt,
+                                         history=history, spacing=_spacing(self.config))
 
     def prompt_text(self, effector, instruction: str, history: Sequence[ActionStep] = ()) -> str:
         """Return the exact text the processor receives (image token not yet expanded)."""
-        user_prompt = prompting.select_user_prompt(self.config.user_prompt_id, self._rng)
-        turn = prompting.build_user_turn(instruction, effector, user_prompt=user_prompt,
-                                         history=history, spacing=_spacing(self.config))
+        return self.wrap_turn(self.user_turn(effector, instruction, history))
+
+    def wrap_turn(self, user_turn: str) -> str:
+        """Return a user turn as the processor receives it: Vicuna-v1 or the chat template."""
         if self.config.prompt_format == 'vicuna_v1':
-            return prompting.with_image_token(prompting.generation_prompt(turn),
+            return prompting.with_image_token(prompting.generation_prompt(user_turn),
                                               self._image_token)
-        return self.processor.apply_chat_template(self._messages(turn), tokenize=False,
+        return self.processor.apply_chat_template(self._messages(user_turn), tokenize=False,
                                                   add_generation_prompt=True)
 
     @staticmethod
@@ -178,7 +208,11 @@ class VlmPolicy:
     def encode(self, observation: Observation, instruction: str,
                history: Sequence[ActionStep] = ()) -> dict:
         """Model inputs (tensors on the model's device) of one query, before the answer."""
-        rgb = observation.rgb
+        return self.encode_turn(observation.rgb,
+                                self.user_turn(observation.effector, instruction, history))
+
+    def encode_turn(self, rgb: np.ndarray, user_turn: str) -> dict:
+        """Model inputs of a user turn about one (H, W, 3) uint8 frame, padded as configured."""
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
                 or rgb.dtype != np.uint8:
             raise ValueRangeError('observation.rgb must be an (H, W, 3) uint8 array, got '
@@ -186,8 +220,7 @@ class VlmPolicy:
         if self.config.pad_to_square:
             height, width = rgb.shape[:2]
             rgb = SquarePad(width, height, fill_rgb=self._fill_rgb).pad(rgb)
-        text = self.prompt_text(observation.effector, instruction, history)
-        inputs = self.processor(images=rgb, text=text, return_tensors='pt')
+        inputs = self.processor(images=rgb, text=self.wrap_turn(user_turn), return_tensors='pt')
         inputs = {key: value.to(self.loaded.device) for key, value in inputs.items()}
         if 'pixel_values' in inputs:
             inputs['pixel_values'] = inputs['pixel_values'].to(self._vision_dtype())
