@@ -167,7 +167,7 @@ def bar_chart(task_rows: Sequence[Row], path: Path, title: str) -> Path:
     axis.set_ylim(0, 105)
     axis.set_ylabel('success (%)')
     axis.set_title(title)
-    axis.legend(title='partition')
+    axis.legend(title='partition', loc='upper left', bbox_to_anchor=(1.01, 1.0))  # off the bars
     axis.grid(axis='y', alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
