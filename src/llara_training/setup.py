@@ -13,7 +13,7 @@ setup(
     ],
     # llara_policy is not listed: colcon provides it in a workspace, and a plain pip
     # install of the training package needs `pip install ./src/llara_policy` first.
-    install_requires=['setuptools', 'numpy', 'pyyaml'],
+    install_requires=['setuptools', 'numpy', 'pyyaml', 'pillow', 'rosbags'],
     extras_require={'test': ['pytest', 'hypothesis']},
     zip_safe=True,
     maintainer='LLaRA ROS maintainers',

@@ -21,11 +21,13 @@ average half a pixel toward the top left, as LLaRA's labels are). Rotation is LL
 -int(yaw change) either way.
 """
 from collections.abc import Callable, Iterator
+import contextlib
 from dataclasses import dataclass
 import hashlib
 import json
 import math
 import multiprocessing
+import os
 import time
 
 from llara_policy.errors import ConfigError, LlaraError
@@ -43,6 +45,7 @@ from llara_training.episode import Episode, EpisodeSource, Frame, LabelMapping
 from llara_training.episode_store import EpisodeStore
 
 SIM_MAPPINGS = (LabelMapping.UNBIASED, LabelMapping.LLARA)
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,23 @@ def generate(config: RolloutConfig, root, workers: int = 1,
     store.finish_shard(tag, {**config.manifest_params(), 'counts': counts})
 
 
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Start worker processes with one BLAS/OpenMP thread each (unless the user chose).
+
+    W workers are meant to use W cores; numpy's BLAS threads in every worker would compete
+    for them.
+    """
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: value or '1' for name, value in saved.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+
+
 def _outcomes(config, store, todo, workers) -> Iterator[Outcome]:
     writer = config.shard_tag()
     store.clear_partials(writer)  # this shard's half-written episodes from a killed run
@@ -290,8 +310,10 @@ def _outcomes(config, store, todo, workers) -> Iterator[Outcome]:
                 _close_worker()
             return
         context = multiprocessing.get_context('spawn')
-        with context.Pool(min(workers, len(todo)), _init_worker,
-                          (config, str(store.root), writer)) as pool:
+        with _one_blas_thread():
+            pool = context.Pool(min(workers, len(todo)), _init_worker,
+                                (config, str(store.root), writer))
+        with pool:
             yield from pool.imap_unordered(_run_item, todo, chunksize=1)
     finally:
         store.clear_partials(writer)
