@@ -73,10 +73,12 @@ class EpisodeStore:
 
     def rejected(self) -> dict[str, str]:
         """Return rejected item id -> reason, sorted by id."""
-        records = {}
-        for path in sorted((self.root / 'rejected').glob('*.json')):
-            records[path.stem] = json.loads(path.read_text())['reason']
-        return records
+        return {item_id: record['reason'] for item_id, record in self.rejections().items()}
+
+    def rejections(self) -> dict[str, dict]:
+        """Return rejected item id -> its whole record (reason and the source's details)."""
+        return {path.stem: json.loads(path.read_text())
+                for path in sorted((self.root / 'rejected').glob('*.json'))}
 
     def done_ids(self) -> set[str]:
         """Return every id with a known outcome (an episode or a rejection): skip these."""

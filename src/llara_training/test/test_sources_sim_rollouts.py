@@ -174,10 +174,12 @@ def test_failed_oracle_episodes_are_rejected_with_a_reason_or_kept_on_request(
     assert store.episode_ids() == []
     assert store.rejected() == {f'sim-rotate-000000{s}': f'not solved within {limit} steps'
                                 for s in (0, 1)}
+    # The same store again, keeping failures: the rejected episodes are generated and kept.
     kept = run(RolloutConfig(('rotate',), range(2), renderer='tiny', keep_failed=True),
-               tmp_path / 'kept')
+               tmp_path / 'dropped')
     assert [o.status for o in kept] == ['written', 'written']
-    episodes = list(EpisodeStore(tmp_path / 'kept').episodes())
+    assert store.rejected() == {}
+    episodes = list(store.episodes())
     assert [e.success for e in episodes] == [False, False]
     assert all(e.transitions == limit for e in episodes)
 

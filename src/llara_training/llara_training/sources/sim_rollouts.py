@@ -237,6 +237,7 @@ def _run_item(item: tuple[str, int]) -> Outcome:
     name = episode_id(task, seed)
     keep = result.episode is not None and (not result.reason or config.keep_failed)
     if keep and store.write(result.episode, _worker['scratch']):
+        store.clear_rejection(name)  # rejected by an earlier run that did not keep failures
         status = 'written'
     elif keep:
         status = 'skipped'
@@ -265,7 +266,10 @@ def generate(config: RolloutConfig, root, workers: int = 1,
     tag, items = config.shard_tag(), config.items()
     on_total(len(items))
     finished = store.shard_manifest(tag) is not None
-    done = store.done_ids()
+    done = set(store.episode_ids())
+    # A rejection is final, unless failed episodes are now kept and this one has steps to keep.
+    done |= {item_id for item_id, record in store.rejections().items()
+             if not (config.keep_failed and record.get('steps', 0))}
     todo = []
     for task, seed in items:
         if finished or episode_id(task, seed) in done:
