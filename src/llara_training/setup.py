@@ -13,8 +13,11 @@ setup(
     ],
     # llara_policy is not listed: colcon provides it in a workspace, and a plain pip
     # install of the training package needs `pip install ./src/llara_policy` first.
-    install_requires=['setuptools', 'numpy', 'pyyaml', 'pillow', 'rosbags'],
-    extras_require={'test': ['pytest', 'hypothesis']},
+    install_requires=['setuptools', 'numpy', 'pyyaml', 'pillow', 'rosbags', 'tqdm', 'rich',
+                      'matplotlib', 'torch', 'transformers', 'peft', 'accelerate'],
+    # QLoRA (mode=qlora) also needs bitsandbytes with CUDA; ZeRO-3 needs deepspeed.
+    extras_require={'test': ['pytest', 'hypothesis'], 'qlora': ['bitsandbytes'],
+                    'zero3': ['deepspeed']},
     zip_safe=True,
     maintainer='LLaRA ROS maintainers',
     maintainer_email='maintainers@llara-ros.invalid',
