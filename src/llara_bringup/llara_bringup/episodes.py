@@ -5,14 +5,11 @@ an episode that cannot be reset or run is recorded as a failure with its message
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
-import threading
 import time
 
-import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 
+from llara_bringup.client import ClientNode, wait_for
 from llara_msgs.action import RunTask
 from llara_msgs.srv import SimReset
 
@@ -48,29 +45,14 @@ def success_table(results: Iterable[EpisodeResult]) -> str:
     return '\n'.join(lines)
 
 
-def _wait(future, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not future.done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'no {what} within {timeout_s:g} s')
-        time.sleep(0.02)
-    return future.result()
-
-
-class EpisodeRunner:
+class EpisodeRunner(ClientNode):
     """An rclpy client of the sim graph, spinning in a background thread."""
 
     def __init__(self, log=print):
+        super().__init__('llara_launcher')
         self.log = log
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=[])
-        self.node = Node('llara_launcher', context=self.context)
         self.reset_client = self.node.create_client(SimReset, 'sim/reset')
         self.task_client = ActionClient(self.node, RunTask, 'run_task')
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
 
     def wait_for_graph(self, timeout_s: float, alive=lambda: True) -> None:
         """Wait until sim/reset and run_task answer; TimeoutError naming what is missing."""
@@ -101,25 +83,19 @@ class EpisodeRunner:
 
     def run_episode(self, task: str, seed: int) -> EpisodeResult:
         """Reset the sim to (task, seed) and run the episode's instruction through run_task."""
-        response = _wait(self.reset_client.call_async(SimReset.Request(task=task, seed=seed)),
+        response = wait_for(self.reset_client.call_async(SimReset.Request(task=task, seed=seed)),
                          RESET_TIMEOUT_S, 'sim/reset response')
         if not response.success:
             return EpisodeResult(task, seed, False, 0, f'reset failed: {response.message}')
         goal = RunTask.Goal(instruction=response.instruction, max_steps=response.max_steps)
-        handle = _wait(self.task_client.send_goal_async(goal), RESET_TIMEOUT_S,
+        handle = wait_for(self.task_client.send_goal_async(goal), RESET_TIMEOUT_S,
                        'run_task goal response')
         if not handle.accepted:
             return EpisodeResult(task, seed, False, 0, 'run_task rejected the goal')
         try:
-            result = _wait(handle.get_result_async(), EPISODE_TIMEOUT_S, 'run_task result')
+            result = wait_for(handle.get_result_async(), EPISODE_TIMEOUT_S, 'run_task result')
         except TimeoutError:
-            _wait(handle.cancel_goal_async(), RESET_TIMEOUT_S, 'run_task cancel')
+            wait_for(handle.cancel_goal_async(), RESET_TIMEOUT_S, 'run_task cancel')
             raise
         return EpisodeResult(task, seed, result.result.success, len(result.result.steps),
                              result.result.message)
-
-    def close(self) -> None:
-        """Stop spinning and release the client node."""
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)

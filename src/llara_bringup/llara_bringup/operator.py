@@ -16,15 +16,11 @@ did not answer (nothing was sent) or bad usage. On a full ROS 2 install the same
 import argparse
 from collections.abc import Sequence
 import sys
-import threading
-import time
 from typing import Optional
 
-import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 
+from llara_bringup.client import ClientNode, wait_for
 from llara_msgs.action import RunTask
 from llara_msgs.srv import ResetExecutor, StopExecutor
 
@@ -37,41 +33,19 @@ class GraphUnavailableError(RuntimeError):
     """The action server or service did not answer; nothing was sent."""
 
 
-def _wait(future, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not future.done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'no {what} within {timeout_s:g} s')
-        time.sleep(0.02)
-    return future.result()
-
-
-class OperatorClient:
+class OperatorClient(ClientNode):
     """An rclpy node spinning in a background thread, with the operator's three commands."""
 
     def __init__(self, log=print):
+        super().__init__('llara_operator')
         self.log = log
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=[])
-        self.node = Node('llara_operator', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop spinning and release the node."""
-        self.executor.shutdown()
-        self.thread.join(timeout=5.0)  # a thread still in spin() at exit aborts the process
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
     def _service(self, kind, name: str, request, timeout_s: float):
         client = self.node.create_client(kind, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise GraphUnavailableError(f'service {name} not available within {timeout_s:g} s '
                                         '(is the graph running, in this ROS_DOMAIN_ID?)')
-        return _wait(client.call_async(request), SERVICE_TIMEOUT_S, f'{name} response')
+        return wait_for(client.call_async(request), SERVICE_TIMEOUT_S, f'{name} response')
 
     def stop(self, emergency: bool, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
         """Call executor/stop; return whether the stop was accepted."""
@@ -95,18 +69,19 @@ class OperatorClient:
             raise GraphUnavailableError(f'action run_task not available within {timeout_s:g} s '
                                         '(is task_node running, in this ROS_DOMAIN_ID?)')
         goal = RunTask.Goal(instruction=instruction, max_steps=max_steps)
-        handle = _wait(client.send_goal_async(goal, feedback_callback=self._on_feedback),
+        handle = wait_for(client.send_goal_async(goal, feedback_callback=self._on_feedback),
                        SERVICE_TIMEOUT_S, 'run_task goal response')
         if not handle.accepted:
             raise GraphUnavailableError('run_task rejected the goal (a task is already running)')
         self.log(f'task accepted: {instruction!r}')
         result_future = handle.get_result_async()
         try:
-            return _wait(result_future, TASK_TIMEOUT_S, 'run_task result').result
+            return wait_for(result_future, TASK_TIMEOUT_S, 'run_task result').result
         except KeyboardInterrupt:
             self.log('Ctrl-C: canceling the task (the executing step is canceled too)')
-            _wait(handle.cancel_goal_async(), SERVICE_TIMEOUT_S, 'run_task cancel response')
-            return _wait(result_future, SERVICE_TIMEOUT_S, 'run_task result after cancel').result
+            wait_for(handle.cancel_goal_async(), SERVICE_TIMEOUT_S, 'run_task cancel response')
+            return wait_for(result_future, SERVICE_TIMEOUT_S,
+                            'run_task result after cancel').result
 
     def _on_feedback(self, message) -> None:
         feedback = message.feedback
