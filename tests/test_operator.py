@@ -5,24 +5,19 @@ refused (no motion, the result names the fault), reset clears it, and the same t
 succeeds; a graph that is not there is exit code 2 with a message, nothing sent.
 """
 import os
-import random
 import signal
 import subprocess
 import sys
 import threading
 import time
 
+from graph_launch import launcher_env
 import pytest
 
 pytest.importorskip('llara_policy.ros.sim_node', reason='sim_node not in this checkout')
 
 START_TIMEOUT_S = 120
 TASK_TIMEOUT_S = 180
-
-
-def _env(seed: int) -> dict:
-    return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-                ROS_DOMAIN_ID=str(random.Random(seed).randint(100, 200)))
 
 
 def _operator(env: dict, *args: str, timeout_s: float = TASK_TIMEOUT_S):
@@ -34,7 +29,7 @@ def _operator(env: dict, *args: str, timeout_s: float = TASK_TIMEOUT_S):
 @pytest.fixture
 def sim_graph():
     """A sim graph (episodes:=0: start only); yields (env, first episode's instruction)."""
-    env = _env(os.getpid() + 7)
+    env = launcher_env(os.getpid() + 7)
     process = subprocess.Popen([sys.executable, '-m', 'llara_bringup.launch', 'sim.launch.py',
                                 'episodes:=0', 'renderer:=tiny', 'task:=visual_manipulation'],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -83,7 +78,7 @@ def test_stop_faults_the_executor_reset_clears_it_and_the_task_then_succeeds(sim
 
 
 def test_no_graph_is_exit_2_and_says_what_is_missing():
-    code, output = _operator(_env(os.getpid() + 11), 'run', 'Put the block away.',
+    code, output = _operator(launcher_env(os.getpid() + 11), 'run', 'Put the block away.',
                              '--connect-timeout', '1', timeout_s=60)
     assert code == 2
     assert 'run_task not available within 1 s' in output
