@@ -14,7 +14,8 @@ a later one with one step of history whose answer has one step):
 
 Forward passes are counted by a forward pre-hook on the model (every call of the network, the
 prefill included), and checked against the policy's own count; wall time is per action
-(prompt encoding included on both sides), median of `--repeats` after one warm-up round.
+(prompt encoding included on both sides), median of `--repeats` after one warm-up round, the two
+decodings alternating; one torch thread by default (`--cpu-threads`, as bench_graph_latency.py).
 
 Two models, the same network compute:
   random   the random weights as they are. They almost never write EOS, so LLaRA's generation
@@ -121,9 +122,10 @@ def ours_select(policy: VlmPolicy, steered, sample) -> tuple[float, int, int, st
     return elapsed, result.timings.forward_passes, result.timings.new_tokens, result.raw_text
 
 
-def run_model(model_dir: str, steer: bool, repeats: int) -> list[dict]:
+def run_model(model_dir: str, steer: bool, repeats: int, cpu_threads: int) -> list[dict]:
     """Both decodings on each query; per query the medians and counts."""
-    base = PolicyConfig(model_path=model_dir, device='cpu', dtype='float32')
+    base = PolicyConfig(model_path=model_dir, device='cpu', dtype='float32',
+                        cpu_threads=cpu_threads)
     loaded = load_model(base)
     counter = ForwardCounter(loaded.model)
     steered = SteeredModel(loaded.model) if steer else None
@@ -197,13 +199,17 @@ def steps_parsed(text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--cpu-threads', type=int, default=1,
+                        help="torch threads (PolicyConfig.cpu_threads); 0: torch's default, one "
+                             'per core, which other load on a 2-core machine makes erratic')
     args = parser.parse_args()
+    threads = args.cpu_threads or torch.get_num_threads()
     print(f'decoding per action: {os.cpu_count()} CPUs, torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}')
+          f'{threads} threads, load average {os.getloadavg()[0]:.2f}')
     with tempfile.TemporaryDirectory() as root:
         model_dir = str(tiny_models.save_tiny_llava(Path(root) / 'model', LATENCY_SPEC))
-        random_rows = run_model(model_dir, steer=False, repeats=args.repeats)
-        learned_rows = run_model(model_dir, steer=True, repeats=args.repeats)
+        random_rows = run_model(model_dir, False, args.repeats, args.cpu_threads)
+        learned_rows = run_model(model_dir, True, args.repeats, args.cpu_threads)
     random_ratio = report('random weights (LLaRA generates until its 256-token limit)',
                           random_rows)
     learned_ratio = report('learned template (logits steered to the answer, then EOS)',

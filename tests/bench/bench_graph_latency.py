@@ -1,24 +1,28 @@
 """Benchmark: image published -> ActionPlan received through the ROS graph vs select_action alone.
 
-Run `python tests/bench/bench_graph_latency.py [--frames 30] [--width 640 --height 480]`.
-A random-weight LLaVA of `LATENCY_SPEC` (4.1M parameters, 112 px CLIP tower = 64 image tokens,
-4-layer 256-wide Llama; about 100 ms per select_action on our 2-core CPU, so inference dominates
-timer and scheduling noise) is saved to a temporary directory. perception_node (a folder holding
-one fixed PNG, 10 Hz) and policy_node (that model, CPU, float32, template decoding, one step
-per answer) run as processes, started as the launcher starts nodes, on a DDS domain of their
-own. This process publishes a PolicyQuery with not_before = now, so policy_node plans from the
-next frame, and takes the time a plan arrives (its own clock: the nodes stamp with the same
-system clock). Latency = receive time - plan.header.stamp, which is the stamp perception_node
-gave the frame when it read it, before converting and publishing it. So the graph's time is
-frame conversion, DDS transport of the image, the camera that keeps publishing while the model
-runs, the worker hand-off, the model-frame crop, select_action, plan publishing and transport.
+Run `python tests/bench/bench_graph_latency.py [--frames 30] [--width 640 --height 480]
+[--cpu-threads 1]`. A random-weight LLaVA of `LATENCY_SPEC` (4.1M parameters, 112 px CLIP tower =
+64 image tokens, 4-layer 256-wide Llama; 100-200 ms per select_action on our 2-core CPU, so
+inference dominates timer and scheduling noise) is saved to a temporary directory.
+perception_node (a folder holding one fixed PNG, 10 Hz) and policy_node (that model, CPU,
+float32, template decoding, one step per answer) run as processes, started as the launcher
+starts nodes, on a DDS domain of their own. Both policies use `cpu_threads` 1 by default: with
+torch's default team of one thread per core, a single other busy process on a 2-core machine
+made the baseline's p90 24x its median (`--cpu-threads 0` measures torch's default).
+
+This process publishes a PolicyQuery with not_before = now, so policy_node plans from the next
+frame, and takes the time a plan arrives (its own clock: the nodes stamp with the same system
+clock). Latency = receive time - plan.header.stamp, which is the stamp perception_node gave the
+frame when it read it, before converting and publishing it. So the graph's time is frame
+conversion, DDS transport of the image, the camera that keeps publishing while the model runs,
+the worker hand-off, the model-frame crop, select_action, plan publishing and transport.
 
 The baseline, `VlmPolicy.select_action` on the same model and the same model frame, runs in this
 process alternately with the graph queries (one each per round, the order swapped every round),
 while the camera process is paused (SIGSTOP, SIGCONT after the call) and policy_node, with no
 frame and no query coming, idles: both sides then share whatever else loads the machine, and the
 baseline gets none of the graph's work. (policy_node itself is not paused: when it was, a query
-sent after its SIGCONT was now and then never answered, its status still saying it was idle;
+sent after its SIGCONT was now and then never answered, its last status saying it was idle;
 not investigated further, possibly Fast DDS's shared-memory port health check.) So that a pause
 never looks like a dead participant, all processes use the workspace's Fast DDS profile with a
 participant lease of 10 minutes (default 20 s; liveliness only, nothing on the data path).
@@ -288,9 +292,9 @@ def main() -> int:
     parser.add_argument('--height', type=int, default=480, help='camera frame height (px)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID of the graph; default: random 100-200')
-    parser.add_argument('--cpu-threads', type=int, default=0,
+    parser.add_argument('--cpu-threads', type=int, default=1,
                         help="torch threads of both policies (PolicyConfig.cpu_threads); 0: "
-                             "torch's default, as policy_node runs by default")
+                             "torch's default (one per core), as policy_node runs by default")
     args = parser.parse_args()
     domain_id = (args.domain_id if args.domain_id is not None
                  else random.Random(os.getpid()).randint(100, 200))
@@ -337,7 +341,7 @@ def main() -> int:
     if spread > NOISY_SPREAD:
         print(f"NOTE: the baseline alone spreads {spread:.1f}x from median to p90: other load on "
               f"the machine dominates these timings (torch's thread team suffers most when a "
-              f'core is taken); rerun on a quiet machine or with --cpu-threads 1')
+              f'core is taken); rerun on a quiet machine or with fewer --cpu-threads')
     print(f'load average after: {os.getloadavg()[0]:.2f}')
     return 0
 
