@@ -64,7 +64,8 @@ from llara_policy.model.serving import to_model_frame
 from llara_policy.ros.policy_node import LATCHED_QOS, RELIABLE_QOS
 from llara_policy.types import Observation
 
-# Big enough that one action takes about 100 ms on a 2-core CPU (shared with bench_decoding).
+# Big enough that inference dominates noise: 100-200 ms per action on our 2-core CPU, one torch
+# thread (bench_decoding uses it too).
 LATENCY_SPEC = tiny_models.TinySpec(
     image_size_px=112, vision_hidden=128, vision_layers=2, vision_heads=4, text_hidden=256,
     text_layers=4, text_heads=4, text_kv_heads=4, text_intermediate=688,
