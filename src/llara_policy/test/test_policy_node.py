@@ -17,10 +17,17 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from llara_msgs.msg import ActionPlan, PolicyQuery, PolicyStatus
+from llara_policy.errors import ConfigError
+from llara_policy.model.config import PolicyConfig
 from llara_policy.model.tiny_models import save_tiny_llava
 from llara_policy.ros.convert import step_to_msg
 from llara_policy.ros.image_conversion import numpy_to_image
-from llara_policy.ros.policy_node import LATCHED_QOS, RELIABLE_QOS, PolicyNode
+from llara_policy.ros.policy_node import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    PolicyNode,
+    adopt_trained_settings,
+)
 from llara_policy.text import prompting
 from llara_policy.types import ActionStep, ImagePoint
 
@@ -197,6 +204,25 @@ def test_the_image_callback_stores_frames_while_the_model_runs(harness):
     policy.release.set()
     harness.wait(lambda: harness.plans, 'the plan')
     assert harness.plans[0].query_id == 9
+
+
+def test_a_fine_tuned_checkpoint_is_prompted_as_it_was_trained(harness, tmp_path):
+    model = save_tiny_llava(tmp_path / 'trained')
+    # What llara_training finetune writes beside a checkpoint (the two settings it carries).
+    (model / 'training_config.yaml').write_text('prompt_format: chat_template\n'
+                                                'pad_to_square: false\n')
+    node = harness.policy_node(model_path=str(model), decoding='template', **TINY)
+    assert (node.config.prompt_format, node.config.pad_to_square) == ('chat_template', False)
+    harness.query(5, (), harness.now())
+    harness.wait(lambda: harness.plans, 'a plan from the fine-tuned checkpoint')
+    # A parameter set away from its default, to something else than the training, is
+    # refused naming both (a default is taken from the checkpoint, logged).
+    (model / 'training_config.yaml').write_text('prompt_format: vicuna_v1\n'
+                                                'pad_to_square: true\n')
+    with pytest.raises(ConfigError, match="prompt_format is 'chat_template'.*trained with "
+                       "'vicuna_v1'"):
+        adopt_trained_settings(PolicyConfig(model_path=str(model),
+                                            prompt_format='chat_template'), node.get_logger())
 
 
 def test_a_model_that_cannot_load_is_a_one_line_startup_error_naming_the_path(tmp_path):

@@ -134,7 +134,8 @@ def read_trained_settings(model_path: str) -> dict[str, object]:
 def trained_policy_config(config: PolicyConfig) -> PolicyConfig:
     """Return `config` with the prompt and image settings its checkpoint was trained with.
 
-    Evaluation and the policy node build their config this way, so a fine-tuned model is
+    Evaluation builds its config this way (and policy_node, through `adopt_trained_settings`,
+    which also refuses a parameter set against the training), so a fine-tuned model is
     prompted and preprocessed as in training without re-typing the settings.
     """
     return replace(config, **read_trained_settings(config.model_path))

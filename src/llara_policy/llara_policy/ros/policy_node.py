@@ -6,6 +6,7 @@ max_frame_age_s, frame_wait_s, prompt_mode). The image callback only stores the 
 supersedes a waiting one), refuses stale frames and never publishes an unparseable answer as a
 plan: such outcomes are counted in `policy/status`, and the node keeps running.
 """
+from dataclasses import replace
 from pathlib import Path
 import threading
 
@@ -16,8 +17,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from llara_msgs.msg import ActionPlan, PolicyQuery, PolicyStatus
-from llara_policy.errors import LlaraError, ModelError
-from llara_policy.model.config import PolicyConfig
+from llara_policy.errors import ConfigError, LlaraError, ModelError
+from llara_policy.model.config import TRAINING_CONFIG_FILE, PolicyConfig, read_trained_settings
 from llara_policy.model.plan_overlay import draw_plan
 from llara_policy.model.serving import (
     Frame,
@@ -45,6 +46,26 @@ STATUS_PERIOD_S = 1.0
 
 def _ns(stamp) -> int:
     return Time.from_msg(stamp).nanoseconds
+
+
+def adopt_trained_settings(config: PolicyConfig, logger) -> PolicyConfig:
+    """Return `config` with the prompt and image settings its checkpoint was trained with.
+
+    A fine-tuned checkpoint's training_config.yaml says how it was prompted and preprocessed; a
+    parameter left at its default takes that value (logged), one set to another value is a
+    ConfigError naming both (never silently overridden).
+    """
+    trained = read_trained_settings(config.model_path)
+    defaults = PolicyConfig()
+    for key, value in trained.items():
+        given = getattr(config, key)
+        if given != value and given != getattr(defaults, key):
+            raise ConfigError(f'parameter {key} is {given!r} but {config.model_path!r} was '
+                              f'trained with {value!r} ({TRAINING_CONFIG_FILE})')
+    if trained:
+        logger.info(f'from {TRAINING_CONFIG_FILE}: ' + ', '.join(
+            f'{key}={value!r}' for key, value in trained.items()))
+    return replace(config, **trained)
 
 
 class PolicyNode(Node):
@@ -79,6 +100,7 @@ class PolicyNode(Node):
 
     def _load_model(self):
         from llara_policy.model.policy import VlmPolicy  # torch is imported with the model only
+        self.config = adopt_trained_settings(self.config, self.get_logger())
         try:
             policy = VlmPolicy.load(self.config)
         except LlaraError as error:
