@@ -82,10 +82,14 @@ class TaskCanceledError(LlaraError):
 
 @dataclass(frozen=True)
 class EpisodeStatus:
-    """The environment's view after a step: goal reached, episode over."""
+    """The environment's view after a step: goal reached, episode over, and why.
+
+    `note` says why the episode ended when neither the goal nor the step limit ended it ('').
+    """
 
     success: bool
     done: bool
+    note: str = ''
 
 
 @dataclass(frozen=True)
@@ -168,5 +172,6 @@ class TaskLoop:
                 return outcome(TaskEnd.SUCCESS, success=True)
             if status is not None and status.done:
                 return outcome(TaskEnd.FAILURE,
-                               f'the episode ended after step {number} without success')
+                               f'the episode ended after step {number} without success'
+                               + (f' ({status.note})' if status.note else ''))
         return outcome(TaskEnd.STEP_LIMIT)

@@ -359,6 +359,11 @@ def test_loop_endings_without_ros():
     running = EpisodeStatus(success=False, done=False)
     outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running, done])).run('x')
     assert (outcome.end, outcome.steps) == (TaskEnd.FAILURE, (('executed', 1), ('executed', 2)))
+    assert outcome.message == 'the episode ended after step 2 without success'
+    gave_up = EpisodeStatus(success=False, done=True, note='the oracle gave up')
+    outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([gave_up])).run('x')
+    assert outcome.message == ('the episode ended after step 1 without success '
+                               '(the oracle gave up)')
     outcome = TaskLoop(TaskLoopConfig(), ScriptedPorts([running], fail_at=2)).run('x')
     assert outcome.end is TaskEnd.FAILURE and 'grasp failed' in outcome.message
     assert outcome.steps == (('executed', 1),)

@@ -180,7 +180,7 @@ class SimNode(Node):
         self.status_pub.publish(SimStatus(
             header=header, task=state.task, partition=state.partition, seed=state.seed,
             steps=state.steps, max_steps=state.max_steps, success=state.success,
-            done=state.done))
+            done=state.done, note=state.note))
         if plan is not None:
             header.frame_id = self.camera_node.config.frame_id
             pre = self.session.env.mapper.preprocess

@@ -192,7 +192,7 @@ class GoalPorts:
 
         status = self._wait(after_step, self.config.status_timeout_s,
                             'sim/status after the step')
-        return EpisodeStatus(success=status.success, done=status.done)
+        return EpisodeStatus(success=status.success, done=status.done, note=status.note)
 
     def feedback(self, step_number: int, plan, status: str) -> None:
         """Publish RunTask feedback for the step."""
