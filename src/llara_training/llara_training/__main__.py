@@ -5,6 +5,7 @@ Subcommands, one module each, every stage resumable, with progress bars and a su
   convert   episodes -> LLaRA conversations (inBC / D-inBC / RT-2) + auxiliary datasets
   finetune  fine-tune an image-text-to-text model (full, LoRA, QLoRA; one GPU to many)
   evaluate  closed-loop evaluation on the embedded sim or VIMA-Bench
+  small-model  a random-weight small LLaVA (TinySpec preset + sizes) to train from scratch
 Each module exposes `add_arguments(parser)` and `run(args) -> int`.
 """
 import argparse
@@ -16,6 +17,7 @@ SUBCOMMANDS = {
     'convert': ('llara_training.convert_cli', 'episodes -> conversations + auxiliary data'),
     'finetune': ('llara_training.finetune', 'fine-tune a VLM on converted data'),
     'evaluate': ('llara_training.evaluate', 'closed-loop evaluation'),
+    'small-model': ('llara_training.small_model', 'write a random small LLaVA to train'),
 }
 
 

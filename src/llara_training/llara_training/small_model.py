@@ -1,0 +1,118 @@
+"""`llara_training small-model`: write a random-weight small LLaVA to train from scratch.
+
+The model is `llara_policy.model.tiny_models`' LLaVA (CLIP vision tower, 2-layer projector,
+Llama language model, byte-level BPE tokenizer trained on the template text), sized by a
+`TinySpec` preset (`--preset`, default `demo`: the demo policy's size) with any size flag
+overriding the preset's value. The directory is a complete Hugging Face model that
+`finetune` starts from and `VlmPolicy` loads. Parameters and the fp32 / 16-bit weight sizes are
+printed, so a shipping budget (the demo checkpoint: at most 25 MB) is checked before training.
+"""
+import argparse
+from dataclasses import fields, replace
+from pathlib import Path
+
+from llara_policy.errors import ConfigError, LlaraError
+from llara_policy.model.tiny_models import DEMO, SMALL_30M, TINY, TinySpec
+
+PRESETS: dict[str, TinySpec] = {'demo': DEMO, 'tiny': TINY, 'small_30m': SMALL_30M}
+# TinySpec fields a flag can set: --image-size-px, --vision-hidden, ... (all ints).
+SIZE_FIELDS = tuple(field.name for field in fields(TinySpec))
+
+
+def spec_from_args(preset: str, overrides: dict[str, int]) -> TinySpec:
+    """Return the preset's TinySpec with `overrides` (field name -> value), checked."""
+    if preset not in PRESETS:
+        raise ConfigError(f'small-model --preset must be one of {", ".join(PRESETS)}, '
+                          f'got {preset!r}')
+    unknown = sorted(set(overrides) - set(SIZE_FIELDS))
+    if unknown:
+        raise ConfigError(f'small-model: unknown TinySpec field(s) {", ".join(unknown)}')
+    spec = replace(PRESETS[preset], **overrides)
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: TinySpec) -> None:
+    """ConfigError naming the size that a CLIP/Llama config would reject or misbuild."""
+    positive = ('image_size_px', 'vision_hidden', 'vision_layers', 'vision_heads', 'text_hidden',
+                'text_layers', 'text_heads', 'text_kv_heads', 'text_intermediate',
+                'tokenizer_vocab_size')
+    for name in positive:
+        if getattr(spec, name) < 1:
+            raise ConfigError(f'TinySpec.{name} must be >= 1, got {getattr(spec, name)}')
+    if spec.model_vocab_size < 0 or spec.seed < 0:
+        raise ConfigError('TinySpec.model_vocab_size and seed must be >= 0')
+    for hidden, heads in (('vision_hidden', 'vision_heads'), ('text_hidden', 'text_heads')):
+        if getattr(spec, hidden) % getattr(spec, heads):
+            raise ConfigError(f'TinySpec.{hidden} {getattr(spec, hidden)} is not a multiple of '
+                              f'{heads} {getattr(spec, heads)}')
+    if spec.text_heads % spec.text_kv_heads:
+        raise ConfigError(f'TinySpec.text_heads {spec.text_heads} is not a multiple of '
+                          f'text_kv_heads {spec.text_kv_heads}')
+    patch_px = 14  # tiny_models.PATCH_SIZE_PX
+    if spec.image_size_px % patch_px:
+        raise ConfigError(f'TinySpec.image_size_px {spec.image_size_px} is not a multiple of '
+                          f'the {patch_px} px patch')
+
+
+def squash_frames(processor, image_size_px: int) -> None:
+    """Make `processor` resize a whole frame to image_size_px square (aspect not kept).
+
+    LLaVA's processor pads to a square, then resizes the shortest edge and centre-crops: a 2:1
+    sim frame then covers half of the patches. Squashed, all of them see the scene (the points
+    stay normalized to the frame either way). Turning only the pad off would centre-crop away
+    the frame's sides, so the crop goes too.
+    """
+    image_processor = processor.image_processor
+    image_processor.do_pad = False
+    image_processor.do_center_crop = False
+    image_processor.size = {'height': image_size_px, 'width': image_size_px}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `llara_training small-model`."""
+    parser.add_argument('--out', required=True, help='model directory to write (new or empty)')
+    parser.add_argument('--preset', default='demo', help=f'one of {", ".join(PRESETS)}')
+    parser.add_argument('--squash', action='store_true',
+                        help="resize frames to the square (no 'pad', no centre crop): every "
+                        'patch sees the scene; train and serve with pad_to_square false')
+    for name in SIZE_FIELDS:
+        parser.add_argument('--' + name.replace('_', '-'), type=int, default=None,
+                            dest=name, help=f'override TinySpec.{name}')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the model; 0 on success, 2 with the reason for a bad size or output directory."""
+    from llara_policy.model.tiny_models import build_tiny_llava  # torch: only when writing
+
+    overrides = {name: getattr(args, name) for name in SIZE_FIELDS
+                 if getattr(args, name) is not None}
+    try:
+        spec = spec_from_args(args.preset, overrides)
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(f'small-model --out {str(out)!r} exists and is not an empty '
+                              'directory (nothing is overwritten)')
+        model, processor = build_tiny_llava(spec)
+        if args.squash:
+            squash_frames(processor, spec.image_size_px)
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    except LlaraError as error:
+        print(f'small-model: {type(error).__name__}: {error}')
+        return 2
+    count = sum(parameter.numel() for parameter in model.parameters())
+    frames = ', squashed frames' if args.squash else ''
+    print(f'small-model: wrote {out} ({args.preset} preset'
+          f'{" + overrides" if overrides else ""}{frames}): {count:,} parameters, '
+          f'{4 * count / 1e6:.1f} MB fp32 / {2 * count / 1e6:.1f} MB bf16; {spec}')
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+
+    parser = argparse.ArgumentParser(prog='python -m llara_training.small_model',
+                                     description=__doc__.split('\n')[0])
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args()))

@@ -1,0 +1,95 @@
+"""`llara_training small-model` and the demo recipe: sizes written as asked, bad sizes refused,
+the demo preset within the shipped checkpoint's 25 MB, configs/demo_small.yaml a valid recipe."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+from llara_policy.errors import ConfigError
+from llara_policy.model.config import PolicyConfig
+from llara_policy.model.policy import VlmPolicy
+from llara_policy.model.tiny_models import DEMO, build_tiny_llava
+from llara_policy.types import Effector, Observation
+from llara_training.__main__ import main
+from llara_training.small_model import spec_from_args
+from llara_training.train_config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
+SHIPPED_LIMIT_BYTES = 25_000_000  # the demo checkpoint's budget (issue "make demo")
+
+
+def test_cli_writes_the_preset_with_overridden_sizes(tmp_path, capsys):
+    out = tmp_path / 'model'
+    assert main(['small-model', '--out', str(out), '--preset', 'tiny', '--image-size-px', '56',
+                 '--vision-hidden', '48', '--text-layers', '3', '--text-hidden', '96']) == 0
+    config = AutoConfig.from_pretrained(out)
+    assert config.vision_config.image_size == 56 and config.vision_config.hidden_size == 48
+    assert config.text_config.num_hidden_layers == 3 and config.text_config.hidden_size == 96
+    assert config.image_seq_length == (56 // 14) ** 2  # 14 px patches
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    count = sum(parameter.numel() for parameter in model.parameters())
+    assert f'{count:,} parameters' in capsys.readouterr().out
+    # A complete model directory: the policy loads it and answers a query (template decoding).
+    policy = VlmPolicy.load(PolicyConfig(model_path=str(out), device='cpu', dtype='float32',
+                                         max_answer_steps=1, cpu_threads=1))
+    rgb = np.zeros((32, 64, 3), np.uint8)
+    result = policy.select_action(Observation(rgb, Effector.SUCTION), 'Put the <p>red block</p> '
+                                  'into the <p>green bowl</p>.')
+    assert len(result.steps) == 1
+
+
+def test_squash_resizes_the_whole_frame_without_pad_or_crop(tmp_path):
+    out = tmp_path / 'model'
+    assert main(['small-model', '--out', str(out), '--preset', 'tiny', '--squash']) == 0
+    processor = AutoProcessor.from_pretrained(out)
+    rgb = np.zeros((32, 64, 3), np.uint8)  # 2:1 frame: left quarter red, the rest blue
+    rgb[:, :16, 0] = 255
+    rgb[:, 16:, 2] = 255
+    pixels = processor.image_processor(rgb, return_tensors='pt')['pixel_values'][0]
+    size = 28  # the tiny preset's image size
+    assert tuple(pixels.shape) == (3, size, size)
+    red = pixels[0] > pixels[2]  # (size, size): where the frame's red quarter landed
+    # Squashed: every row holds the frame (no pad rows), the red quarter spans the left
+    # quarter of the columns (no centre crop cut it away); a 1-column margin for resampling.
+    assert red[:, :size // 4 - 1].all() and not red[:, size // 4 + 1:].any()
+
+
+def test_cli_never_overwrites_a_directory_with_files(tmp_path, capsys):
+    out = tmp_path / 'model'
+    out.mkdir()
+    (out / 'keep.txt').write_text('mine')
+    assert main(['small-model', '--out', str(out), '--preset', 'tiny']) == 2
+    assert 'exists and is not an empty directory' in capsys.readouterr().out
+    assert [path.name for path in out.iterdir()] == ['keep.txt']
+
+
+@pytest.mark.parametrize(('preset', 'overrides', 'message'), [
+    ('huge', {}, "--preset must be one of demo, tiny, small_30m, got 'huge'"),
+    ('tiny', {'vision_hidden': 33}, 'vision_hidden 33 is not a multiple of vision_heads 2'),
+    ('tiny', {'text_heads': 4, 'text_kv_heads': 3}, 'text_heads 4 is not a multiple of '
+     'text_kv_heads 3'),
+    ('tiny', {'image_size_px': 100}, 'image_size_px 100 is not a multiple of the 14 px patch'),
+    ('tiny', {'text_layers': 0}, 'text_layers must be >= 1, got 0'),
+    ('tiny', {'depth': 3}, 'unknown TinySpec field(s) depth'),
+])
+def test_bad_sizes_are_refused_naming_the_size(preset, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace('(', r'\(').replace(')', r'\)')):
+        spec_from_args(preset, overrides)
+
+
+def test_demo_preset_fits_the_shipped_checkpoint_budget_in_16_bit():
+    model, _ = build_tiny_llava(DEMO)
+    count = sum(parameter.numel() for parameter in model.parameters())
+    assert 2 * count <= SHIPPED_LIMIT_BYTES  # bf16/fp16: 2 bytes per weight
+    assert count > 1_000_000  # a real model, not the 100k-parameter test size
+
+
+def test_demo_recipe_is_a_valid_from_scratch_cpu_config():
+    config = load_config(CONFIGS / 'demo_small.yaml')
+    # From random weights the vision tower must learn too: freezing it would fix it at noise.
+    assert config.mode == 'full' and not config.freeze_vision_tower
+    assert config.device == 'cpu' and config.cpu_threads == 1 and not config.bf16
+    assert config.max_steps * config.per_device_batch_size * config.gradient_accumulation_steps \
+        > 0
+    assert Path(config.model_path).name and Path(config.data_path).suffix == '.json'
