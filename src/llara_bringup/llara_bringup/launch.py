@@ -40,6 +40,9 @@ from llara_bringup.graphs import (
 
 GRAPH_TIMEOUT_S = 180.0  # model loading included; the sim graph is normally up in seconds
 SHUTDOWN_TIMEOUT_S = 10.0
+# Stopped last, after the others and this long, so their last messages reach the bag.
+RECORDER_NODES = ('recorder_node',)
+RECORDER_DRAIN_S = 0.5
 # Lines of a node's output kept to repeat when it exits on its own: the last ones, and the
 # last error log lines before them (a traceback can push 'cannot start: ...' out of the tail).
 TAIL_LINES = 12
@@ -184,7 +187,20 @@ class Child:
 
 
 def stop_children(children: list[Child], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
-    """SIGINT to every child, then SIGKILL to those still running after `timeout_s`."""
+    """Stop the nodes, the recorder last: SIGINT, then SIGKILL after `timeout_s`.
+
+    The recorder gets its SIGINT only after the other nodes have exited plus RECORDER_DRAIN_S,
+    so the last messages they sent (the final task/result is published just before the
+    launcher learns that the episode ended) reach the bag.
+    """
+    recorders = [c for c in children if c.name in RECORDER_NODES]
+    _stop([c for c in children if c not in recorders], timeout_s)
+    if recorders:
+        time.sleep(RECORDER_DRAIN_S)
+        _stop(recorders, timeout_s)
+
+
+def _stop(children: list[Child], timeout_s: float) -> None:
     for child in children:
         if child.process.poll() is None:
             child.signal(signal.SIGINT)
@@ -224,8 +240,8 @@ def _unwatch_children() -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
-def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> int:
-    """Run each listed task's episodes through sim/reset + run_task; print the table; return 0."""
+def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> str:
+    """Run each listed task's episodes through sim/reset + run_task; return the table."""
     from llara_bringup.episodes import EpisodeRunner, success_table
 
     args = typed_arguments(graph, given)
@@ -245,12 +261,11 @@ def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> 
                   f'{"success" if result.success else "failure"} after {result.steps} steps '
                   f'({result.message})', flush=True)
             results.append(result)
-        print(success_table(results), flush=True)
     except TimeoutError as err:
         raise LaunchError(str(err)) from None
     finally:
         runner.close()
-    return 0
+    return success_table(results)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -268,6 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'[launch] note: no parent-death signal on {sys.platform}: if this launcher is '
               'killed (not stopped with Ctrl-C or SIGTERM), stop its nodes yourself', flush=True)
     children: list[Child] = []
+    table: list[str] = []  # printed once the nodes are stopped: its last line is the output's
     # Ctrl-C and SIGTERM (docker stop, a parent's kill) both stop the graph cleanly, even when
     # this process was started with SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
@@ -280,7 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f'{" ".join(cmd[1:])}', flush=True)
         watch_children(children)
         if graph.runs_episodes and typed_arguments(graph, given)['episodes'] > 0:
-            return run_episodes(graph, given, children)
+            table.append(run_episodes(graph, given, children))
+            return 0
         while True:  # the graph runs until Ctrl-C or a node exits
             _check_alive(children)
             time.sleep(0.5)
@@ -293,6 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         _unwatch_children()  # the nodes now exit because they are stopped
         stop_children(children)
+        for text in table:  # after the nodes' shutdown output, so `success: K/N` ends it
+            print(text, flush=True)
 
 
 if __name__ == '__main__':
