@@ -212,7 +212,7 @@ def _vima_give_up_checks() -> dict:
         last = h.statuses[-1]
         out['hidden_step'] = [status == GoalStatus.STATUS_SUCCEEDED, last.success]
         out['status_after'] = {'steps': last.steps, 'success': last.success, 'done': last.done}
-        out['note'] = session.state().note
+        out['note'] = last.note  # as published in sim/status (SimStatus.note)
         out['plans_after_give_up'] = len(h.plans) - plans
         status, result = h.run_plan(plan)
         out['next_step'] = [result.success, result.error_code]
