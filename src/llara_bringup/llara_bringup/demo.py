@@ -209,6 +209,9 @@ def _terminate(signum, frame) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; exit codes in the module docstring (130 when interrupted)."""
     args = parse_args(argv)
+    # Ctrl-C and SIGTERM stop the run in progress cleanly, even when this process was started
+    # with SIGINT ignored (in the background of a script).
+    signal.signal(signal.SIGINT, _terminate)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         policy = check_policy_dir(args.policy or default_policy_dir(), args.policy is None)

@@ -22,6 +22,7 @@ END_FRAME_MS = 2500  # an episode's last plan stays longer: it shows the episode
 GIF_LIMIT_BYTES = 10_000_000
 GIF_TRIES = 4
 LINE_PX = 18
+CAPTION_LINES = 4  # task line, missing-frame note, outcome, episode end: every frame one size
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 FONT_SCALE = 0.45
 TEXT_RGB = (235, 235, 235)
@@ -76,7 +77,7 @@ def annotate(view: PlanView, episode_label: str) -> np.ndarray:
     image = draw_plan(view.model_rgb, view.steps, view.instruction, view.inference_time_s)
     width = image.shape[1]
     lines = caption(view, episode_label)
-    band = np.full((LINE_PX * len(lines) + 8, width, 3), 30, np.uint8)
+    band = np.full((LINE_PX * CAPTION_LINES + 8, width, 3), 30, np.uint8)
     for row, (text, rgb) in enumerate(lines, 1):
         cv2.putText(band, _fit(text, width - 8), (4, LINE_PX * row), FONT, FONT_SCALE, rgb, 1,
                     cv2.LINE_AA)
