@@ -188,7 +188,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         f"package's {DEMO_POLICY}/)")
     parser.add_argument('--tasks', type=tasks, default=task_list(DEFAULT_TASKS),
                         help=f'comma-separated sim tasks (default {DEFAULT_TASKS})')
-    parser.add_argument('--partition', default='placement_generalization')
+    parser.add_argument('--partition', default='placement_generalization',
+                        help='VIMA partition of the sim episodes (default '
+                        'placement_generalization)')
     parser.add_argument('--episodes', type=lambda t: count(t, 1), default=10,
                         help='episodes per task (default 10)')
     parser.add_argument('--seed', type=lambda t: count(t, 0), default=0,
@@ -196,7 +198,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         'for the policy and the oracle alike (default 0)')
     parser.add_argument('--out', type=Path, default=Path('demo_out'),
                         help='output folder (default demo_out/ under the working directory)')
-    parser.add_argument('--renderer', default='tiny', choices=('tiny', 'egl', 'auto'))
+    parser.add_argument('--renderer', default='tiny', choices=('tiny', 'egl', 'auto'),
+                        help='sim camera renderer (default tiny: CPU)')
     parser.add_argument('--no-oracle', dest='oracle', action='store_false',
                         help='skip the oracle run')
     return parser.parse_args(argv)

@@ -132,8 +132,8 @@ def write_outputs(out: Path, policy: Path, args: argparse.Namespace, policy_run:
         return note
 
     def chart() -> str:
-        title = (f'{policy.name} vs oracle\n{args.partition}, {args.episodes} episodes per '
-                 f'task, seeds from {TEST_SEED_BASE + args.seed:,}')
+        title = (f'{policy.name}{" vs oracle" if oracle_run else ""}\n{args.partition}, '
+                 f'{args.episodes} episodes per task, seeds from {TEST_SEED_BASE + args.seed:,}')
         demo_media.success_chart(out / 'success.png', policy_run.scores,
                                  oracle_run.scores if oracle_run else {}, title)
         return ''
