@@ -100,7 +100,7 @@ class LlavaDataset(torch.utils.data.Dataset):
     Args:
         samples: from `read_llava_json`.
         processor: the model's processor (tokenizer + image processor).
-        prompt_format: 'vicuna_v1' (prompting.training_text) or 'chat_template'.
+        prompt_format: 'vicuna_v1' (prompting.training_text), 'chat_template' or 'plain'.
         pad_to_square: pad each frame to a square of the processor's mean colour first.
         model_max_length: a longer encoded sample is a ConfigError (never truncated).
     """
@@ -128,6 +128,10 @@ class LlavaDataset(torch.utils.data.Dataset):
             question = _PLACEHOLDER.sub(self.image_token, sample.question)
             return (prompting.generation_prompt(question),
                     prompting.training_text(question, sample.answer))
+        if self.prompt_format == 'plain':
+            # LLaVA-1.5's pretraining template ('plain'): each image, then the answer alone.
+            images = self.image_token * len(sample.image_order()) + '\n'
+            return images, f'{images}{sample.answer}{self.processor.tokenizer.eos_token}'
         messages = chat_messages(sample.question)
         prompt = self.processor.apply_chat_template(messages, tokenize=False,
                                                     add_generation_prompt=True)

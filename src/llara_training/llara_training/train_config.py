@@ -18,6 +18,9 @@ from llara_policy.model.config import ATTENTION, PROMPT_FORMATS, TRAINING_CONFIG
 
 MODES = ('full', 'lora', 'qlora')  # qlora: LoRA on a bitsandbytes 4-bit NF4 base (CUDA only)
 DEVICES = ('auto', 'cpu', 'cuda')
+# The serving formats plus LLaVA's stage-1 'plain' (images, then the answer: the question text is
+# dropped), a training-only format for a grounding pre-stage; a policy cannot be served with it.
+TRAIN_PROMPT_FORMATS = (*PROMPT_FORMATS, 'plain')
 SCHEDULERS = ('cosine', 'linear', 'constant', 'constant_with_warmup')
 # The language model's linear layers (Llama/Vicuna, Qwen2): LLaVA's LoRA scripts adapt every
 # linear layer of the LLM (find_all_linear_names) and none of the vision tower or projector.
@@ -42,7 +45,8 @@ class TrainConfig:
             the projector fully in its LoRA runs).
         merge_lora: after a LoRA run, also write the merged full model to `output_dir/merged`.
         freeze_vision_tower: keep the vision tower's weights fixed (LLaRA, LLaVA).
-        prompt_format: 'vicuna_v1' (LLaRA) or 'chat_template' (the processor's own template).
+        prompt_format: 'vicuna_v1' (LLaRA), 'chat_template' (the processor's own template) or
+            'plain' (LLaVA's stage-1 feature-alignment template: images + answer, no question).
         pad_to_square: LLaVA 'pad': pad frames to a square of the image mean colour first.
         model_max_length: longest sample in tokens (image tokens included); longer is an error.
         learning_rate, weight_decay, warmup_ratio, lr_scheduler: optimiser schedule.
@@ -110,7 +114,7 @@ class TrainConfig:
             if not getattr(self, name):
                 raise ConfigError(f'TrainConfig.{name} must be set')
         _check_choice('mode', self.mode, MODES)
-        _check_choice('prompt_format', self.prompt_format, PROMPT_FORMATS)
+        _check_choice('prompt_format', self.prompt_format, TRAIN_PROMPT_FORMATS)
         _check_choice('lr_scheduler', self.lr_scheduler, SCHEDULERS)
         _check_choice('device', self.device, DEVICES)
         _check_choice('attn_implementation', self.attn_implementation, ATTENTION)

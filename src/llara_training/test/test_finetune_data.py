@@ -161,3 +161,27 @@ def test_malformed_samples_are_named_before_training(tiny, tmp_path, change, mes
     bad.write_text(json.dumps(records))
     with pytest.raises(ConfigError, match=message):
         read_llava_json(bad)
+
+
+def test_plain_format_is_the_images_then_the_answer_alone(tiny):
+    """LLaVA's stage-1 'plain' template: no system prompt, no question text; loss on the answer."""
+    model, data = tiny
+    ds = dataset(model, data, prompt_format='plain')
+    tokenizer = ds.processor.tokenizer
+    records = json.loads(data.read_text())
+    image_id = tokenizer.convert_tokens_to_ids(ds.image_token)
+    for index, record in enumerate(records):
+        item = ds[index]
+        ids = item['input_ids'].tolist()
+        images = ids.count(image_id)
+        assert images > 0 and ids[1:1 + images] == [image_id] * images  # right after <s>
+        answer = tokenizer(record['conversations'][1]['value'] + '</s>',
+                           add_special_tokens=False)['input_ids']
+        # What follows the images and their newline is exactly the answer and </s>.
+        assert ids[-len(answer):] == answer
+        assert len(ids) == 1 + images + len(tokenizer('\n', add_special_tokens=False)
+                                            ['input_ids']) + len(answer)
+        unmasked = item['labels'][item['labels'] != IGNORE_INDEX].tolist()
+        assert unmasked == answer
+        question = record['conversations'][0]['value'].split('\n', 1)[1]
+        assert question[:24] not in tokenizer.decode(ids)

@@ -55,6 +55,38 @@ def test_squash_resizes_the_whole_frame_without_pad_or_crop(tmp_path):
     assert red[:, :size // 4 - 1].all() and not red[:, size // 4 + 1:].any()
 
 
+def test_sincos_positions_make_each_patch_position_distinct_and_seed_independent(tmp_path):
+    import torch
+
+    tables = []
+    for seed in (0, 1):
+        out = tmp_path / f'model{seed}'
+        assert main(['small-model', '--out', str(out), '--preset', 'tiny', '--seed', str(seed),
+                     '--sincos-positions']) == 0
+        model = AutoModelForImageTextToText.from_pretrained(out)
+        tables.append(model.model.vision_tower.embeddings.position_embedding.weight.detach())
+    random_table = build_tiny_llava(DEMO)[0].model.vision_tower.embeddings \
+        .position_embedding.weight.detach()
+    table = tables[0]
+    side = 28 // 14  # tiny preset: 2 x 2 patches after the class token
+    assert table.shape[0] == 1 + side * side
+    # A fixed pattern, not a draw: two seeds give the same table up to its scale (set from
+    # each model's own patch embeddings).
+    assert torch.allclose(tables[0] / tables[0].std(), tables[1] / tables[1].std(), atol=1e-6)
+    assert not table[0].any()  # the class token's row (dropped by LLaVA) is zero
+    patches = table[1:]
+    half = patches.shape[1] // 2
+    # Patches of one row share the row half and differ in the column half, and vice versa.
+    for first in range(side * side):
+        for second in range(first + 1, side * side):
+            same_row = first // side == second // side
+            same_column = first % side == second % side
+            assert torch.equal(patches[first, :half], patches[second, :half]) == same_row
+            assert torch.equal(patches[first, half:], patches[second, half:]) == same_column
+    # Much stronger than CLIP's random init (std 0.02): position is visible from step one.
+    assert patches.std() > 3 * random_table[1:].std()
+
+
 def test_cli_never_overwrites_a_directory_with_files(tmp_path, capsys):
     out = tmp_path / 'model'
     out.mkdir()
