@@ -214,6 +214,24 @@ def merge(layout: OutputLayout, episode_ids: Sequence[str], main_file: str,
     return MergeResult(written, mixture, left_out)
 
 
+def write_sets(layout: OutputLayout, episode_ids: Sequence[str], sets: Sequence[str],
+               path: Path) -> int:
+    """Stream the named sets' samples (MAIN, aux names) of the episodes into one JSON list.
+
+    Episode order, within an episode the part file's order; returns the number of samples.
+    For training on a subset of a conversion (e.g. only its auxiliary samples) without
+    converting again.
+    """
+    writer = _JsonListWriter(Path(path))
+    try:
+        for name, text in _part_lines(layout, episode_ids):
+            if name in sets:
+                writer.add(text)
+        return writer.close()
+    finally:
+        writer.discard()
+
+
 def _part_lines(layout: OutputLayout, episode_ids: Sequence[str]):
     """Yield (set name, sample JSON text) of every part file's samples, in episode order."""
     for episode_id in episode_ids:
