@@ -6,6 +6,7 @@ Subcommands, one module each, every stage resumable, with progress bars and a su
   finetune  fine-tune an image-text-to-text model (full, LoRA, QLoRA; one GPU to many)
   evaluate  closed-loop evaluation on the embedded sim or VIMA-Bench
   small-model  a random-weight small LLaVA (TinySpec preset + sizes) to train from scratch
+  recipe    one config, one command: episodes -> data -> small model -> stages -> evaluation
 Each module exposes `add_arguments(parser)` and `run(args) -> int`.
 """
 import argparse
@@ -18,6 +19,7 @@ SUBCOMMANDS = {
     'finetune': ('llara_training.finetune', 'fine-tune a VLM on converted data'),
     'evaluate': ('llara_training.evaluate', 'closed-loop evaluation'),
     'small-model': ('llara_training.small_model', 'write a random small LLaVA to train'),
+    'recipe': ('llara_training.recipe', 'random weights to an evaluated policy, in one command'),
 }
 
 
