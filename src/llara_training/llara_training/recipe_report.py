@@ -19,8 +19,11 @@ from llara_training.recipe_runs import CURVE_PARTITION, CURVE_TASK, RunPlan
 
 SUMMARY_JSON = 'recipe_summary.json'
 RECIPE_CONFIG = 'recipe_config.yaml'
+# samples: the robot trajectories (episodes) the run trained on - LLaRA's data-size axis; the
+# samples its optimiser saw (steps x batch, equal for both arms) are samples_seen.
 CURVE_COLUMNS = ('samples', 'aux', 'success', 'episodes', 'train_episodes_per_task',
-                 'train_episodes', 'steps', 'success_all_tasks', 'episodes_all_tasks')
+                 'train_episodes', 'steps', 'samples_seen', 'success_all_tasks',
+                 'episodes_all_tasks')
 CURVE_FILES = ('aux_curve.csv', 'aux_curve.png', 'aux_curve.md')
 EVAL_FILES = ('results.json', 'results.md', 'success.png', 'errors.json')
 SHIP_LIMIT_MB = 25.0  # the demo policy's checkpoint budget
@@ -101,7 +104,7 @@ def summary_text(plans: list[RunPlan], results: list[dict], phases: dict, host: 
 
 
 def curve_rows(plans: list[RunPlan], results: list[dict]) -> list[dict]:
-    """One row per curve run: samples seen, arm, visual_manipulation L1 success, extras."""
+    """One row per curve run: training trajectories, arm, L1 visual_manipulation success, etc."""
     from llara_policy.sim.episode import Partition
     from llara_training.eval_config import LEVEL_OF
 
@@ -112,11 +115,12 @@ def curve_rows(plans: list[RunPlan], results: list[dict]) -> list[dict]:
             continue
         successes, episodes = success(result, level, CURVE_TASK)
         all_successes, all_episodes = success(result, level, 'all')
-        rows.append({'samples': sum(s.samples for s in plan.stages),
+        rows.append({'samples': len(plan.episode_ids),
                      'aux': 'true' if plan.arm == 'aux' else 'false', 'success': successes,
                      'episodes': episodes, 'train_episodes_per_task': plan.episodes_per_task,
                      'train_episodes': len(plan.episode_ids),
                      'steps': sum(s.train.max_steps for s in plan.stages),
+                     'samples_seen': sum(s.samples for s in plan.stages),
                      'success_all_tasks': all_successes, 'episodes_all_tasks': all_episodes})
     return rows
 
@@ -139,7 +143,7 @@ def write_curve(directory: Path, rows: list[dict]) -> list[Path]:
     for row in rows:
         arm = 'aux' if row['aux'] == 'true' else 'noaux'
         lines.append(f"| {row['train_episodes_per_task']} | {row['train_episodes']} | {arm} | "
-                     f"{row['steps']} | {row['samples']} | {_rate(row, '')} | "
+                     f"{row['steps']} | {row['samples_seen']} | {_rate(row, '')} | "
                      f"{_rate(row, '_all_tasks')} |")
     md_path.write_text('\n'.join(lines) + '\n')
     return [csv_path, png_path, md_path]

@@ -138,10 +138,11 @@ def test_curve_arms_take_equal_steps_on_the_first_episodes_by_seed(done):
         run = curve / f'{arm}-n{size}'
         stages = ['align', 'tune'] if arm == 'aux' else ['tune']
         configs = [stage_config(run, stage) for stage in stages]
-        assert int(row['samples']) == sum(c['max_steps'] * c['per_device_batch_size']
-                                          for c in configs)
+        assert int(row['samples_seen']) == sum(c['max_steps'] * c['per_device_batch_size']
+                                               for c in configs)
         assert sum(c['max_steps'] for c in configs) == 2 + 3  # both arms: the same steps
         selected = training_episodes(root, size)
+        assert int(row['samples']) == len(selected)  # the data-size axis: trajectories
         for config in configs:
             data = records(config['data_path'])
             assert {episode_of(r) for r in data} == set(selected)
