@@ -123,7 +123,7 @@ def test_the_missing_shipped_policy_error_points_to_the_recipe(tmp_path):
         check_policy_dir(shipped, shipped=True)
     message = str(raised.value)
     assert str(shipped) in message
-    recipe = re.search(r'recipe in (\S+)', message)
+    recipe = re.search(r'--config (\S+)', message)
     assert recipe and (REPO / recipe[1]).is_file(), message  # the hint names a real file
 
 

@@ -14,6 +14,8 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
         ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+        # The shipped demo policy (make demo): weights, tokenizer, processor, reports.
+        ('share/' + PACKAGE + '/models/demo_policy', glob('models/demo_policy/*.*')),
     ],
     install_requires=['setuptools', 'pyyaml'],
     extras_require={'test': ['pytest']},

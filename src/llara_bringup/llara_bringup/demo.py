@@ -31,7 +31,7 @@ from llara_bringup.launch import _libc_prctl, child_setup
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
-RECIPE = 'src/llara_training/configs/demo_small.yaml'
+RECIPE = 'src/llara_training/configs/demo_recipe.yaml'
 LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
 TOTAL_LINE = re.compile(r'success: (\d+)/(\d+)$')
 TABLE_HEADER = re.compile(r'task\s+success\s+rate$')
@@ -63,9 +63,10 @@ def check_policy_dir(policy: Path, shipped: bool) -> Path:
     if policy.is_dir():
         return policy.resolve()
     state = 'is not a folder' if policy.exists() else 'does not exist'
-    how = (f'the demo policy is not in this checkout yet: train it with the recipe in {RECIPE} '
-           f'(its header lists the commands), copy the run folder to {policy}, or pass '
-           '--policy DIR' if shipped else 'pass --policy DIR, a LLaRA checkpoint folder')
+    how = (f'the demo policy is missing: rebuild it with `python -m llara_training recipe '
+           f'--config {RECIPE} --out out/demo_recipe --ship {policy}` (about an hour on 2 '
+           'cores), or pass --policy DIR' if shipped
+           else 'pass --policy DIR, a LLaRA checkpoint folder')
     raise DemoError(f'policy folder {policy} {state}: {how}')
 
 

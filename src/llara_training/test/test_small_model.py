@@ -1,5 +1,6 @@
 """`llara_training small-model` and the demo recipe: sizes written as asked, bad sizes refused,
-the demo preset within the shipped checkpoint's 25 MB, configs/demo_small.yaml a valid recipe."""
+the demo preset within the shipped checkpoint's 25 MB, configs/demo_recipe.yaml and
+demo_curve.yaml valid recipes."""
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from llara_policy.model.tiny_models import DEMO, build_tiny_llava
 from llara_policy.types import Effector, Observation
 from llara_training.__main__ import main
 from llara_training.small_model import spec_from_args
-from llara_training.train_config import load_config
+from llara_training.recipe_config import load_recipe
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 SHIPPED_LIMIT_BYTES = 25_000_000  # the demo checkpoint's budget (issue "make demo")
@@ -117,11 +118,16 @@ def test_demo_preset_fits_the_shipped_checkpoint_budget_in_16_bit():
     assert count > 1_000_000  # a real model, not the 100k-parameter test size
 
 
-def test_demo_recipe_is_a_valid_from_scratch_cpu_config():
-    config = load_config(CONFIGS / 'demo_small.yaml')
-    # From random weights the vision tower must learn too: freezing it would fix it at noise.
-    assert config.mode == 'full' and not config.freeze_vision_tower
-    assert config.device == 'cpu' and config.cpu_threads == 1 and not config.bf16
-    assert config.max_steps * config.per_device_batch_size * config.gradient_accumulation_steps \
-        > 0
-    assert Path(config.model_path).name and Path(config.data_path).suffix == '.json'
+@pytest.mark.parametrize('name', ['demo_recipe.yaml', 'demo_curve.yaml'])
+def test_demo_recipes_are_valid_from_scratch_cpu_configs(name):
+    recipe = load_recipe(CONFIGS / name)
+    assert recipe.model.preset == 'demo' and recipe.model.squash
+    configs = [recipe.train_config(stage, 'm', 'd.json', 'i', 'o') for stage in recipe.stages]
+    for config in configs:
+        # From random weights the vision tower must learn too: frozen it would stay noise.
+        assert config.mode == 'full' and not config.freeze_vision_tower
+        assert config.device == 'cpu' and config.cpu_threads == 1 and not config.bf16
+        assert config.max_steps > 0 and not config.pad_to_square  # squashed frames
+    # LLaVA's two stages: localization alignment in 'plain', then the served format.
+    assert [c.prompt_format for c in configs] == ['plain', 'vicuna_v1']
+    assert [stage.data for stage in recipe.stages] == ['aux', 'mixture']

@@ -63,8 +63,8 @@ TINY = TinySpec()
 SMALL_30M = TinySpec(image_size_px=336, vision_hidden=384, vision_layers=6, vision_heads=6,
                      text_hidden=512, text_layers=6, text_heads=8, text_kv_heads=8,
                      text_intermediate=1408, tokenizer_vocab_size=2048)
-# The demo policy trained from scratch on the embedded sim (llara_training small-model --squash,
-# configs/demo_small.yaml): 168 px frames (12 x 12 patches), about 2M parameters, 4 MB in 16 bits.
+# The demo policy trained from scratch on the embedded sim (llara_training recipe,
+# configs/demo_recipe.yaml): 168 px frames (12 x 12 patches), about 2M parameters, 4 MB in 16 bits.
 DEMO = TinySpec(image_size_px=168, vision_hidden=96, vision_layers=2, vision_heads=4,
                 text_hidden=192, text_layers=3, text_heads=4, text_kv_heads=4,
                 text_intermediate=512, tokenizer_vocab_size=1024)
