@@ -13,8 +13,8 @@ from llara_policy.model.policy import VlmPolicy
 from llara_policy.model.tiny_models import DEMO, build_tiny_llava
 from llara_policy.types import Effector, Observation
 from llara_training.__main__ import main
-from llara_training.small_model import spec_from_args
 from llara_training.recipe_config import load_recipe
+from llara_training.small_model import spec_from_args
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 SHIPPED_LIMIT_BYTES = 25_000_000  # the demo checkpoint's budget (issue "make demo")
