@@ -49,8 +49,21 @@ TAIL_LINES = 12
 ERROR_LINES = 3
 ERROR_MARKS = ('[FATAL]', '[ERROR]')
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_OUTPUT_LOCK = threading.Lock()
 USAGE = ('usage: python -m llara_bringup.launch <launch file> [name:=value ...]\n'
          f'launch files: {", ".join(GRAPHS)}')
+
+
+def say(text: str) -> None:
+    """Print one whole line to stdout, atomically.
+
+    Node outputs are forwarded by reader threads and print() writes a text and its newline
+    separately, so two threads' lines could merge into one (a node's line glued to an episode
+    line broke the demo's parsing).
+    """
+    with _OUTPUT_LOCK:
+        sys.stdout.write(text + '\n')
+        sys.stdout.flush()
 
 
 class LaunchError(Exception):
@@ -169,7 +182,7 @@ class Child:
             self.tail.append(line.rstrip())
             if any(mark in line for mark in ERROR_MARKS):
                 self.errors.append(line.rstrip())
-            print(f'[{self.name}] {line.rstrip()}', flush=True)
+            say(f'[{self.name}] {line.rstrip()}')
 
     def signal(self, signum: int) -> None:
         """Send `signum` to the child's process group (gone already: nothing to do)."""
@@ -209,7 +222,7 @@ def _stop(children: list[Child], timeout_s: float) -> None:
         try:
             child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            print(f'[launch] {child.name} did not stop on SIGINT: killed', flush=True)
+            say(f'[launch] {child.name} did not stop on SIGINT: killed')
             child.signal(signal.SIGKILL)
             child.process.wait(timeout=timeout_s)
         child.reader.join(timeout=1.0)
@@ -245,7 +258,7 @@ def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> 
     from llara_bringup.episodes import EpisodeRunner, success_table
 
     args = typed_arguments(graph, given)
-    runner = EpisodeRunner()
+    runner = EpisodeRunner(log=say)
     try:
         runner.wait_for_graph(GRAPH_TIMEOUT_S, alive=lambda: _check_alive(children))
         if any(child.name == 'recorder_node' for child in children):
@@ -257,9 +270,9 @@ def run_episodes(graph: Graph, given: dict[str, str], children: list[Child]) -> 
         for number, (task, seed) in enumerate(episodes, 1):
             _check_alive(children)
             result = runner.run_episode(task, seed)
-            print(f'[launch] episode {number}/{len(episodes)} {result.task} seed {seed}: '
+            say(f'[launch] episode {number}/{len(episodes)} {result.task} seed {seed}: '
                   f'{"success" if result.success else "failure"} after {result.steps} steps '
-                  f'({result.message})', flush=True)
+                  f'({result.message})')
             results.append(result)
     except TimeoutError as err:
         raise LaunchError(str(err)) from None
@@ -280,8 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     params_file = config_path(graph)
     prctl = _libc_prctl()
     if prctl is None:
-        print(f'[launch] note: no parent-death signal on {sys.platform}: if this launcher is '
-              'killed (not stopped with Ctrl-C or SIGTERM), stop its nodes yourself', flush=True)
+        say(f'[launch] note: no parent-death signal on {sys.platform}: if this launcher is '
+              'killed (not stopped with Ctrl-C or SIGTERM), stop its nodes yourself')
     children: list[Child] = []
     table: list[str] = []  # printed once the nodes are stopped: its last line is the output's
     # Ctrl-C and SIGTERM (docker stop, a parent's kill) both stop the graph cleanly, even when
@@ -292,8 +305,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for node in resolve(graph, given):
             cmd = node_command(node, params_file)
             children.append(Child(node.name, cmd, prctl))
-            print(f'[launch] {node.name} (pid {children[-1].process.pid}): '
-                  f'{" ".join(cmd[1:])}', flush=True)
+            say(f'[launch] {node.name} (pid {children[-1].process.pid}): '
+                  f'{" ".join(cmd[1:])}')
         watch_children(children)
         if graph.runs_episodes and typed_arguments(graph, given)['episodes'] > 0:
             table.append(run_episodes(graph, given, children))
@@ -305,13 +318,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'llara_bringup.launch: {err}', file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print('[launch] interrupted: stopping the graph', flush=True)
+        say('[launch] interrupted: stopping the graph')
         return 0
     finally:
         _unwatch_children()  # the nodes now exit because they are stopped
         stop_children(children)
         for text in table:  # after the nodes' shutdown output, so `success: K/N` ends it
-            print(text, flush=True)
+            say(text)
 
 
 if __name__ == '__main__':
