@@ -16,6 +16,7 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
         # The shipped demo policy (make demo): weights, tokenizer, processor, reports.
         ('share/' + PACKAGE + '/models/demo_policy', glob('models/demo_policy/*.*')),
+        ('share/' + PACKAGE + '/models/demo_policy/eval', glob('models/demo_policy/eval/*')),
     ],
     install_requires=['setuptools', 'pyyaml'],
     extras_require={'test': ['pytest']},
