@@ -156,3 +156,26 @@ def test_run_node_returns_0_after_an_external_shutdown():
 
     assert run_node(make_node, args=[], multithreaded=True) == 0
     assert made and not rclpy.ok()
+
+
+def test_run_node_returns_0_when_shutdown_lands_while_spin_builds_its_wait_set(monkeypatch):
+    """SIGINT racing spin(): rclpy reports the shut-down context as an RCLError, not as
+    ExternalShutdownException; that is a normal stop. On a live context it is a failure."""
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.executors import SingleThreadedExecutor
+
+    def spin_into_a_shutdown(self):
+        rclpy.shutdown()  # what rclpy's SIGINT handler does, between two loop checks
+        raise RCLError('failed to initialize wait set: the given context is not valid')
+
+    monkeypatch.setattr(SingleThreadedExecutor, 'spin', spin_into_a_shutdown)
+    assert run_node(lambda: Node('race_test'), args=[]) == 0
+    assert not rclpy.ok()
+
+    def spin_into_an_error(self):
+        raise RCLError('failed to create the guard condition')
+
+    monkeypatch.setattr(SingleThreadedExecutor, 'spin', spin_into_an_error)
+    with pytest.raises(RCLError):
+        run_node(lambda: Node('error_test'), args=[])
+    assert not rclpy.ok()  # cleaned up all the same
