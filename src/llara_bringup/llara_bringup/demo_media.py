@@ -166,23 +166,25 @@ def read_aux_curve(path: Path) -> list[CurvePoint]:
 
 
 def aux_curve_chart(path: Path, points: list[CurvePoint], title: str) -> None:
-    """Success rate against training samples: one line with auxiliary data, one without."""
+    """Success rate against training trajectories: one line with auxiliary data, one without."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(5.0, 3.6))
-    for aux, label, colour in ((True, 'with aux', 'tab:green'), (False, 'without aux',
-                                                                 'tab:orange')):
+    # Dashed and hollow on top of solid: equal rates (e.g. both 0%) leave both lines visible.
+    for aux, label, colour, style in ((True, 'with aux', 'tab:green', '-'),
+                                      (False, 'without aux', 'tab:orange', '--')):
         line = sorted((p for p in points if p.aux == aux), key=lambda p: p.samples)
         if line:
             axes.plot([p.samples for p in line], [100 * p.success / p.episodes for p in line],
-                      marker='o', label=f'{label} ({len(line)} points)', color=colour)
+                      marker='o', linestyle=style, fillstyle='full' if aux else 'none',
+                      label=f'{label} ({len(line)} points)', color=colour)
     if min(p.samples for p in points) > 0 and \
             max(p.samples for p in points) > 10 * min(p.samples for p in points):
         axes.set_xscale('log')
     axes.set_ylim(-5, 105)
-    axes.set_xlabel('training samples')
+    axes.set_xlabel('training trajectories (episodes)')
     axes.set_ylabel('success rate (%)')
     axes.set_title(title, fontsize=9)
     axes.legend(fontsize=8)

@@ -103,7 +103,7 @@ def write_gif(out: Path, policy_run: RunResult) -> tuple[str, dict]:
 def _aux_curve(out: Path, curve: Path, policy_name: str) -> str:
     points = demo_media.read_aux_curve(curve)
     demo_media.aux_curve_chart(out / 'aux_curve.png', points,
-                               f'{policy_name}: success vs training samples')
+                               f'{policy_name}: success vs training trajectories')
     with_aux = sum(point.aux for point in points)
     return f' (from {curve}: {with_aux} points with aux, {len(points) - with_aux} without)'
 
