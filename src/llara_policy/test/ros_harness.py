@@ -62,6 +62,11 @@ class Harness:
         if self._action is None:
             self._action = ActionClient(self.client, ExecuteStep, 'execute_step')
         self.wait(lambda: self._action.server_is_ready(), 'execute_step server')
+        # server_is_ready() sees the goal/cancel/result services only; the feedback topic is
+        # discovered on its own, and feedback sent before it matches reaches no one (a CI flake:
+        # 'feedback of every phase' timed out on a succeeded goal).
+        self.wait(lambda: self.client.count_publishers('execute_step/_action/feedback') > 0,
+                  'execute_step feedback publisher')
         future = self._action.send_goal_async(goal, feedback_callback=feedback)
         self.wait(future.done, 'goal acceptance')
         handle = future.result()
