@@ -27,7 +27,7 @@ from llara_bringup.demo_outputs import (
     write_outputs,
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
-from llara_bringup.launch import _libc_prctl, child_setup
+from llara_bringup.launch import child_setup, libc_prctl
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
@@ -91,7 +91,7 @@ def stream_launcher(label: str, cmd: list[str]) -> tuple[int, list[str]]:
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, text=True, start_new_session=True,
                                env=dict(os.environ, PYTHONUNBUFFERED='1'),
-                               preexec_fn=child_setup(_libc_prctl(), os.getpid()))
+                               preexec_fn=child_setup(libc_prctl(), os.getpid()))
     lines: list[str] = []
 
     def forward() -> None:

@@ -124,7 +124,7 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _libc_prctl() -> Optional[Callable[..., int]]:
+def libc_prctl() -> Optional[Callable[..., int]]:
     """Return libc's prctl on Linux, else None (no parent-death signal there)."""
     if not sys.platform.startswith('linux'):
         return None
@@ -291,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'llara_bringup.launch: {err}', file=sys.stderr)
         return 2
     params_file = config_path(graph)
-    prctl = _libc_prctl()
+    prctl = libc_prctl()
     if prctl is None:
         say(f'[launch] note: no parent-death signal on {sys.platform}: if this launcher is '
               'killed (not stopped with Ctrl-C or SIGTERM), stop its nodes yourself')
