@@ -61,6 +61,16 @@ class ArmError(LlaraError):
         super().__init__(f'{message} (code {code})')
 
 
+class NothingPickedError(ArmError):
+    """A suction pick held nothing (SDK code 41) and the recovery after it succeeded.
+
+    Raised by `arms.primitives.pick_and_place` only once the suction is off and the cup has
+    retreated above the pick: nothing is carried and the arm is in a known state, so the next
+    step may run (LLaRA's and VIMA-Bench's protocol: a pick that holds nothing does nothing).
+    A miss whose recovery failed too raises the plain ArmError instead (code 41, with a note).
+    """
+
+
 class ControllerError(ArmError):
     """The controller holds an error (SDK code 1); `error_code` is its code, e.g. 35 boundary."""
 

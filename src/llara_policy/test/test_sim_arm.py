@@ -32,7 +32,13 @@ from llara_policy.arms.primitives import (
     pick_and_place,
     sweep,
 )
-from llara_policy.errors import ArmError, ControllerError, NotConnectedError, ValueRangeError
+from llara_policy.errors import (
+    ArmError,
+    ControllerError,
+    NotConnectedError,
+    NothingPickedError,
+    ValueRangeError,
+)
 from llara_policy.sim.arm import Fault, SimArm
 from llara_policy.sim.kinematics import ArmKinematics, rotation_from_rpy
 from llara_policy.sim.objects import COLOURS, SHAPES
@@ -158,6 +164,7 @@ def test_a_failed_grip_releases_the_vacuum_retreats_above_the_table_and_raises(a
     with pytest.raises(ArmError) as raised:
         pick_and_place(arm, WS, (320, -100, table_mm), (420, 150, table_mm), 0.0, FAST)
     assert raised.value.code == CODE_SUCTION_TIMEOUT
+    assert isinstance(raised.value, NothingPickedError)  # recovered: not an arm fault
     # The primitive's last calls: suction off, then the retreat; nothing moved after it.
     assert [c.method for c in arm.calls[-2:]] == ['set_vacuum_gripper', 'set_position']
     assert arm.calls[-2].args == (False,)
@@ -179,6 +186,21 @@ def test_a_failed_grip_on_a_raised_support_retreats_relative_to_that_support(arm
     assert np.allclose(position(arm)[:3], [320, -100, support_mm + FAST.travel_height_mm],
                        atol=0.1)
     assert arm.get_vacuum_gripper() == (CODE_OK, VACUUM_OFF)
+
+
+def test_a_miss_whose_recovery_fails_re_raises_the_miss_itself_with_a_note(arm, world):
+    block(world)
+    arm.fail_suction(times=100)
+    # Suction on (no wait) and on (wait: 41) pass as usual; the recovery's 'off' fails.
+    arm.inject_fault(Fault('set_vacuum_gripper', CODE_OK, times=2))
+    arm.inject_fault(Fault('set_vacuum_gripper', 3))
+    with pytest.raises(ArmError) as raised:
+        pick_and_place(arm, WS, (320, -100, 0), (420, 150, 0), 0.0, FAST)
+    assert raised.value.code == CODE_SUCTION_TIMEOUT
+    assert not isinstance(raised.value, NothingPickedError)  # the arm is not in a known state
+    assert any('recovery after the failed grip failed too' in note and '(code 3)' in note
+               for note in raised.value.__notes__)
+    assert arm.calls[-1].method == 'set_vacuum_gripper'  # no retreat after the failed 'off'
 
 
 def test_injected_controller_fault_surfaces_as_its_code_and_nothing_moves_after(arm, world):

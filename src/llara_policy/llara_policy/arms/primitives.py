@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import math
 from typing import Optional
 
-from llara_policy.arms.base import VACUUM_PICKED, Arm, check_code
-from llara_policy.errors import ArmError, ConfigError, ValueRangeError
+from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, VACUUM_PICKED, Arm, check_code
+from llara_policy.errors import ArmError, ConfigError, NothingPickedError, ValueRangeError
 from llara_policy.types import check_real
 from llara_policy.workspace import Workspace, check_tcp_target, check_yaw_change, finite_xyz_mm
 
@@ -277,17 +277,20 @@ def _grip(arm: Arm, plan: _PickPlacePlan, support_z: float, config: PickPlaceCon
 
 
 def _abandon_grip(arm: Arm, retreat: Waypoint, config: PickPlaceConfig,
-                  error: ArmError) -> None:
-    """After a grip that failed: vacuum off, retreat above the pick support; notes, not raises.
+                  error: ArmError) -> bool:
+    """After a grip that failed: vacuum off, retreat above the pick support; True if both ran.
 
-    The caller re-raises `error`; a recovery call that fails too (e.g. the controller holds
-    an error and refuses motion) is added to it as a note, so the first cause stays on top.
+    Never raises: a recovery call that fails too (e.g. the controller holds an error and
+    refuses motion) is added to `error` as a note, so the first cause stays on top, and False
+    is returned.
     """
     try:
         check_code(arm.set_vacuum_gripper(False, wait=False), 'set_vacuum_gripper(off)', arm)
         _move(arm, retreat, config.roll_deg, config.pitch_deg)
     except ArmError as recovery_error:
         error.add_note(f'recovery after the failed grip failed too: {recovery_error}')
+        return False
+    return True
 
 
 def _checked_pick_and_place_plan(workspace: Workspace, pick_xyz_mm, place_xyz_mm,
@@ -324,8 +327,11 @@ def pick_and_place(arm: Arm, workspace: Workspace, pick_xyz_mm, place_xyz_mm,
     released `place_clearance_mm` above the place support plus its grip height. Raises ArmError
     (ControllerError with the controller's code) on the first failing call. If the grip fails
     (code 41: nothing held, or any ArmError while gripping), the suction goes off and the cup
-    retreats to the pick support + `travel_height_mm` before the error is re-raised.
-    `on_phase` hears each of PICK_PLACE_PHASES before its first arm call.
+    retreats to the pick support + `travel_height_mm`; then a miss (code 41) whose recovery
+    ran raises NothingPickedError (code 41: the arm is in a known state, nothing is held),
+    and any other grip error, or a recovery that failed too, re-raises the error itself
+    (a failed recovery noted on it). `on_phase` hears each of PICK_PLACE_PHASES before its
+    first arm call.
     """
     pick, place, plan = _checked_pick_and_place_plan(workspace, pick_xyz_mm, place_xyz_mm,
                                                      yaw_change_deg, config)
@@ -338,7 +344,12 @@ def pick_and_place(arm: Arm, workspace: Workspace, pick_xyz_mm, place_xyz_mm,
     try:
         grip_height = _grip(arm, plan, pick[2], config)
     except ArmError as error:
-        _abandon_grip(arm, plan.grip_retreat, config, error)
+        if _abandon_grip(arm, plan.grip_retreat, config, error) \
+                and error.code == CODE_SUCTION_TIMEOUT:
+            x, y, z = plan.grip_retreat.xyz_mm
+            raise NothingPickedError(
+                f'nothing picked at ({x:.0f}, {y:.0f}) mm: the suction confirmed no grip; '
+                f'suction off, cup retreated to z {z:.0f} mm', error.code) from error
         raise
     _phase(on_phase, 'lift')
     _move(arm, plan.lift, roll, pitch)
