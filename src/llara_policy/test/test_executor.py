@@ -2,13 +2,15 @@
 
 Everything is asserted through the SimArm's call log, its state and the sim's own scoring: an
 oracle step succeeds, a dry run makes no arm call, unsafe targets are refused before any call
-without a fault, arm errors fault the executor until reset, stop and cancel halt the sequence,
-and the error / phase codes are ExecuteStep.action's.
+without a fault, arm errors fault the executor until reset, a missed pick (a pick on bare
+table) does not (unless its way back fails), stop and cancel halt the sequence, and the error /
+phase codes are ExecuteStep.action's.
 """
 from pathlib import Path
 import re
 
 import pytest
+from sim_points import missing_step
 
 from llara_policy.arms.base import (
     CODE_HAS_ERROR,
@@ -35,6 +37,7 @@ from llara_policy.errors import (
     CalibrationError,
     ConfigError,
     ControllerError,
+    NothingPickedError,
     ProjectionError,
     UnsafeTargetError,
     ValueRangeError,
@@ -257,24 +260,67 @@ def test_a_reset_the_arm_refuses_leaves_the_executor_faulted(envs):
     assert executor.state is ExecutorState.IDLE
 
 
-def test_a_failed_grip_faults_with_code_41_and_leaves_the_vacuum_off():
+def test_a_missed_pick_is_a_step_that_did_nothing_and_the_next_goal_runs(envs):
+    env, executor = start(envs)
+    step = missing_step(env, env.oracle().step)  # the pick lands on bare table: a real miss
+    planned = executor.execute(step, dry_run=True)
+    before = len(env.arm.calls)
+    seen = []
+    result = executor.execute(step, progress=lambda phase, f: seen.append(phase))
+    assert result.missed_pick and not result.dry_run and result.grip_height_mm is None
+    # Stopped in the grasp; then the arm goes home as a step ends (RETREAT), and no fault.
+    assert result.phases == (*PICK_PLACE_SEQUENCE[:4], Phase.RETREAT) == tuple(seen)
+    assert executor.state is ExecutorState.IDLE and executor.fault is None
+    assert failure_of(NothingPickedError('x', 41)).error_code is ErrorCode.GRASP
+    # The step as executed is its history form, as the dry run of the same step maps it.
+    assert (result.executed, result.action) == (planned.executed, planned.action)
+    assert env.arm.get_vacuum_gripper()[1] == VACUUM_OFF and env.arm.held_body == -1
+    moves = calls_since(env.arm, before, 'set_position')
+    assert (moves[-1].kwargs['x'], moves[-1].kwargs['y'], moves[-1].kwargs['z']) == \
+        pytest.approx(SIM_PICK_PLACE.home_xyz_mm)
+    # The next goal is accepted and runs: the oracle's step still solves the task.
+    assert executor.execute(env.oracle().step).missed_pick is False
+    assert env.finish_step().success
+
+
+def test_a_miss_whose_retreat_fails_faults_as_an_arm_error_with_code_41():
     with SimEnv(SimEnvConfig(renderer='tiny')) as env:  # its own: the cup leaks for good
         env.reset(0)
         executor = Executor(env.arm, env.config.workspace, env.mapper, live_config(env))
         env.arm.fail_suction(times=1000)
-        check_failed_grip(env, executor)
+
+        def progress(phase, _fraction):
+            if phase is Phase.GRASP:  # suction on, on and wait (41) pass; off fails (code 3)
+                env.arm.inject_fault(Fault('set_vacuum_gripper', CODE_OK, times=2))
+                env.arm.inject_fault(Fault('set_vacuum_gripper', 3))
+
+        with pytest.raises(ArmError) as caught:
+            executor.execute(env.oracle().step, progress=progress)
+        assert caught.value.code == 41 and not isinstance(caught.value, NothingPickedError)
+        assert executor.state is ExecutorState.FAULTED and executor.fault is caught.value
+        failed = failure_of(caught.value)
+        assert (failed.error_code, failed.arm_code) == (ErrorCode.ARM, 41)
+        assert 'recovery after the failed grip failed too' in failed.message
+        with pytest.raises(ExecutorFaultedError):
+            executor.execute(env.oracle().step)
 
 
-def check_failed_grip(env, executor):
-    seen = []
-    with pytest.raises(ArmError) as caught:
-        executor.execute(env.oracle().step, progress=lambda phase, f: seen.append(phase))
-    assert caught.value.code == 41 and executor.fault is caught.value
-    assert failure_of(caught.value).error_code is ErrorCode.GRASP
-    assert seen == list(PICK_PLACE_SEQUENCE[:4])  # stopped in the grasp phase
-    assert env.arm.get_vacuum_gripper()[1] == VACUUM_OFF and env.arm.held_body == -1
+def test_a_miss_whose_way_home_fails_faults(envs):
+    env, executor = start(envs)
+
+    def progress(phase, _fraction):
+        if phase is Phase.RETREAT:
+            env.arm.inject_fault(Fault('set_position', CODE_HAS_ERROR,
+                                       error_code=ERROR_COLLISION))
+
+    with pytest.raises(ControllerError) as caught:
+        executor.execute(missing_step(env, env.oracle().step), progress=progress)
+    assert caught.value.error_code == ERROR_COLLISION
+    assert executor.state is ExecutorState.FAULTED and executor.fault is caught.value
     with pytest.raises(ExecutorFaultedError):
         executor.execute(env.oracle().step)
+    executor.reset()
+    assert executor.execute(env.oracle().step).missed_pick is False
 
 
 def test_stop_during_a_sequence_halts_the_arm_and_faults(envs):

@@ -4,8 +4,12 @@
 (`execution.table_action_from_step`), checks it against the `Workspace` and the primitive's whole
 plan before any arm call, then runs the suction pick-and-place or the spatula sweep, reporting
 ExecuteStep.action's phases. Any failure after the first arm call leaves the executor FAULTED:
-goals are refused until `reset()`. `failure_of` turns every error into ExecuteStep's result codes,
-so `executor_node` only converts messages (house style section 6).
+goals are refused until `reset()`. One outcome is not a failure of the arm: a missed pick (the
+suction held nothing, and the primitive turned it off and retreated: NothingPickedError) is a
+step that did nothing, as in LLaRA's and VIMA-Bench's protocol; the arm goes home and `execute`
+returns its result with `missed_pick` set, the executor stays IDLE and the step enters the
+history. `failure_of` turns every error into ExecuteStep's result codes, so `executor_node` only
+converts messages (house style section 6).
 """
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +17,7 @@ import enum
 import threading
 from typing import Optional, Union
 
-from llara_policy.arms.base import CODE_SUCTION_TIMEOUT, Arm, TableActuator
+from llara_policy.arms.base import Arm, TableActuator
 from llara_policy.arms.primitives import (
     PICK_PLACE_PHASES,
     SWEEP_PHASES,
@@ -22,6 +26,7 @@ from llara_policy.arms.primitives import (
     check_pick_and_place,
     check_sweep,
     enable,
+    go_home,
     pick_and_place,
     sweep,
 )
@@ -31,6 +36,7 @@ from llara_policy.errors import (
     ConfigError,
     ControllerError,
     LlaraError,
+    NothingPickedError,
     ParseError,
     ProjectionError,
     UnsafeTargetError,
@@ -141,7 +147,11 @@ class ExecutionResult:
     step's entry in LLaRA's history);
     `pick_xyz_mm` / `place_xyz_mm` the primitive's targets (z: the assumed support);
     `phases` the phases reported, in order; `grip_height_mm` the cup's height above the pick
-    support when it gripped (None for a sweep or a dry run).
+    support when it gripped (None for a sweep, a dry run or a missed pick).
+    `missed_pick`: the suction held nothing; it was turned off, the cup retreated above the
+    pick and the arm went home (when `return_home`; phases VALIDATING..GRASP, then RETREAT).
+    The step ran and did nothing: in LLaRA's protocol it still enters the history (`executed`
+    as for any step); ExecuteStep reports it as ERROR_GRASP, and the executor stays IDLE.
     """
 
     step: ActionStep
@@ -152,6 +162,16 @@ class ExecutionResult:
     phases: tuple[Phase, ...]
     grip_height_mm: Optional[float]
     dry_run: bool
+    missed_pick: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.missed_pick, bool):
+            raise ValueRangeError(f'ExecutionResult.missed_pick must be a bool, '
+                                  f'got {self.missed_pick!r}')
+        if self.missed_pick and (self.dry_run or self.grip_height_mm is not None
+                                 or self.step.effector is not Effector.SUCTION):
+            raise ValueRangeError('ExecutionResult: a missed pick is a moving suction step '
+                                  'that gripped nothing (no dry run, no grip height)')
 
 
 @dataclass(frozen=True)
@@ -181,11 +201,14 @@ class ExecutionFailure:
 def failure_of(error: BaseException) -> ExecutionFailure:
     """Map an error to ExecuteStep's result: ERROR_* code, arm code (ERROR_ARM only), message.
 
-    ArmError code 41 (suction wait timeout: nothing held) is ERROR_GRASP; another ArmError is
-    ERROR_ARM with the controller's error code for a ControllerError (e.g. 35) and the SDK
-    return code otherwise. An error of no known kind is ERROR_ARM with arm code 0.
+    NothingPickedError (a miss whose recovery ran; `execute` itself returns that as a result
+    with `missed_pick`) is ERROR_GRASP; another ArmError is ERROR_ARM with the controller's
+    error code for a ControllerError (e.g. 35) and the SDK return code otherwise: a miss
+    whose recovery failed too is ERROR_ARM with arm code 41. An error of no known kind is
+    ERROR_ARM with arm code 0. The message carries the error's notes (e.g. that recovery).
     """
-    message = f'{type(error).__name__}: {error}'
+    message = '; '.join((f'{type(error).__name__}: {error}',
+                         *getattr(error, '__notes__', ())))
     if isinstance(error, ExecutorFaultedError):
         return ExecutionFailure(ErrorCode.FAULTED, 0, message)
     if isinstance(error, ExecutorBusyError):
@@ -196,9 +219,9 @@ def failure_of(error: BaseException) -> ExecutionFailure:
         return ExecutionFailure(ErrorCode.UNSAFE_TARGET, 0, message)
     if isinstance(error, (ProjectionError, CalibrationError)):
         return ExecutionFailure(ErrorCode.CALIBRATION, 0, message)
+    if isinstance(error, NothingPickedError):
+        return ExecutionFailure(ErrorCode.GRASP, 0, message)
     if isinstance(error, ArmError):
-        if error.code == CODE_SUCTION_TIMEOUT:
-            return ExecutionFailure(ErrorCode.GRASP, 0, message)
         code = error.error_code if isinstance(error, ControllerError) else error.code
         return ExecutionFailure(ErrorCode.ARM, int(code), message)
     if isinstance(error, (ValueRangeError, ParseError, ConfigError)):
@@ -284,7 +307,8 @@ class Executor:
         ExecutorFaultedError / ExecutorBusyError without doing anything; UnsafeTargetError,
         ProjectionError, ValueRangeError before any arm call (no fault); after the first arm
         call any error faults the executor and is re-raised (ExecutionCanceledError when
-        canceled or stopped).
+        canceled or stopped). A missed pick is no error: the result has `missed_pick` set and
+        the executor stays IDLE (a failure while the arm retreats from it faults, as above).
         """
         with self._lock:
             if self._state is ExecutorState.FAULTED:
@@ -337,7 +361,7 @@ class Executor:
         else:
             check_pick_and_place(self.workspace, pick, place, action.yaw_change_deg,
                                  c.pick_place)
-        grip_height_mm = None
+        grip_height_mm, missed_pick = None, False
         if not dry_run:
             def on_phase(name: str) -> None:
                 self._enter(run, Phase[name.upper()])
@@ -348,11 +372,25 @@ class Executor:
             elif step.effector is Effector.SPATULA:
                 sweep(self.arm, self.workspace, pick, place, c.sweep, on_phase=on_phase)
             else:
-                grip_height_mm = pick_and_place(self.arm, self.workspace, pick, place,
-                                                action.yaw_change_deg, c.pick_place,
-                                                on_phase=on_phase).grip_height_mm
+                try:
+                    grip_height_mm = pick_and_place(self.arm, self.workspace, pick, place,
+                                                    action.yaw_change_deg, c.pick_place,
+                                                    on_phase=on_phase).grip_height_mm
+                except NothingPickedError:
+                    self._leave_missed_pick(run)
+                    missed_pick = True
         return ExecutionResult(step, action, executed, pick, place, tuple(run.phases),
-                               grip_height_mm, dry_run)
+                               grip_height_mm, dry_run, missed_pick)
+
+    def _leave_missed_pick(self, run: _Run) -> None:
+        """After a miss (suction off, cup above the pick): home, as a step ends (RETREAT).
+
+        As `SimEnv` does after a miss, so the next frame shows the scene without the arm. An
+        ArmError here (or a cancel or stop before it) propagates and faults the executor.
+        """
+        if self.config.pick_place.return_home:
+            self._enter(run, Phase.RETREAT)
+            go_home(self.arm, self.workspace, self.config.pick_place)
 
     def _actuate(self, step: ActionStep, action: TableAction, run: _Run) -> None:
         """Run a checked action on the TableActuator; its phases happen inside the one call.

@@ -146,6 +146,8 @@ class SimSession:
 
         SimError before any motion when the episode is over. A step that raises after moving
         the arm is not counted, but the frame is rendered again so the camera shows the truth.
+        A missed pick (`result.missed_pick`) is counted as a step that gripped nothing, as
+        `SimEnv.step` and LLaRA's evaluation count it.
         """
         with self.lock:
             if self._done:
@@ -158,7 +160,7 @@ class SimSession:
                     self._frame = self.env.observe().rgb
                 raise
             if not result.dry_run:
-                outcome = self.env.finish_step(picked=True)
+                outcome = self.env.finish_step(picked=not result.missed_pick)
                 self._frame = outcome.obs.rgb
                 self._steps, self._success, self._done = (outcome.steps, outcome.success,
                                                           outcome.done)
