@@ -2,7 +2,8 @@
 
 Asserted through the action results and the SimArm's call log: an oracle step succeeds with its
 base-frame targets and phase feedback; an unsafe target is refused before any arm call; an arm
-error aborts with its code and faults until executor/reset; stop and cancel during a motion; a
+error aborts with its code and faults until executor/reset; a missed pick aborts with ERROR_GRASP
+and its executed step, without a fault; stop and cancel during a motion; a
 second goal while busy; dry run without an arm; startup errors naming the calibration file.
 Every goal handled is published once on executor/executed (ExecutedStep), mapped or not.
 """
@@ -17,6 +18,7 @@ import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import WAIT_S, Harness
+from sim_points import missing_step
 
 from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ExecutedStep
@@ -358,3 +360,29 @@ def test_an_arm_error_and_a_faulted_executor_each_publish_one_executed_step(harn
     assert faulted.pick_in_base.x == faulted.pick_in_base.y == 0.0
     assert harness.call(ResetExecutor, 'executor/reset', ResetExecutor.Request()).success
     env.arm.set_vacuum_gripper(False)
+
+
+def test_a_missed_pick_reports_grasp_with_its_executed_step_and_the_next_goal_runs(
+        harness, env):
+    node = start(harness, env)
+    heard = listen(harness, node)
+    goal = goal_of(missing_step(env, env.oracle().step))  # pick on bare table: a real miss
+    status, result = harness.execute(goal)
+    assert status == GoalStatus.STATUS_ABORTED and not result.success
+    assert (result.error_code, result.arm_code) == (ErrorCode.GRASP, 0)
+    assert 'held nothing' in result.message and node.core.state is ExecutorState.IDLE
+    # The step ran: its history form is filled (the sim camera's round trip is exact).
+    sent = goal.step
+    assert (result.executed_step.pick_x_norm, result.executed_step.pick_y_norm) == \
+        pytest.approx((sent.pick_x_norm, sent.pick_y_norm), abs=1e-6)
+    assert (result.executed_step.place_x_norm, result.executed_step.place_y_norm) == \
+        pytest.approx((sent.place_x_norm, sent.place_y_norm), abs=1e-6)
+    missed = heard_once_more(harness, heard, 0)
+    assert missed.mapped and not missed.success and missed.error_code == ErrorCode.GRASP
+    assert missed.executed == result.executed_step and missed.message == result.message
+    assert (missed.pick_in_base.x, missed.pick_in_base.y) == pytest.approx(
+        (result.pick_in_base.point.x, result.pick_in_base.point.y), abs=1e-9)
+    # No executor/reset: the next goal runs and the oracle's step still solves the task.
+    status, result = harness.execute(goal_of(env.oracle().step))
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.success
+    assert env.finish_step().success

@@ -1,5 +1,6 @@
 """sim_node in-process: one world as camera and arm; sim/reset, sim/status, sim/oracle_plan, and
-the oracle's plan executed through execute_step, with frames that show the scene after it. The
+the oracle's plan executed through execute_step, with frames that show the scene after it; a
+missed pick counted as a step (the evaluator's protocol). The
 VIMA-Bench backend runs in a subprocess (one VIMA env per process, and VIMA's end effectors use
 pybullet client 0): `python test_sim_node.py vima_give_up` is that subprocess."""
 import json
@@ -15,12 +16,14 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from ros_harness import Harness
 from sensor_msgs.msg import Image
+from sim_points import missing_step
 
 from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ActionPlan, SimStatus
 from llara_msgs.srv import SimReset
 from llara_policy.arms.executor import ErrorCode
 from llara_policy.errors import ConfigError
+from llara_policy.ros import convert
 from llara_policy.ros.image_conversion import image_to_numpy
 from llara_policy.ros.perception_node import STATUS_QOS
 from llara_policy.ros.sim_node import SimNode, SimNodeConfig, open_session
@@ -140,6 +143,24 @@ def test_a_failed_step_is_not_counted_and_the_node_keeps_serving(sim):
     sim.wait(lambda: sim.statuses[-1].steps == 0, 'status after the reset')
     status, result = sim.run_plan(sim.plans[-1])
     assert status == GoalStatus.STATUS_SUCCEEDED
+
+
+def test_a_missed_pick_is_counted_as_a_step_and_the_next_plan_runs(sim):
+    sim.wait(lambda: sim.plans, 'the first plan')
+    plan = sim.plans[-1]
+    missing = missing_step(sim.sim.session.env, convert.step_from_msg(plan.steps[0]))
+    status, result = sim.execute(ExecuteStep.Goal(
+        step=convert.step_to_msg(missing), model_image_width=plan.model_image_width,
+        model_image_height=plan.model_image_height))
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == ErrorCode.GRASP
+    # As SimEnv.step and LLaRA's evaluation: one step used, the episode goes on.
+    sim.wait(lambda: sim.statuses[-1].steps == 1, 'sim/status after the missed pick')
+    assert not sim.statuses[-1].done and not sim.statuses[-1].success
+    sim.wait(lambda: sim.plans[-1].raw_text.startswith('Step 2:'), 'the oracle plan for step 2')
+    status, result = sim.run_plan(sim.plans[-1])
+    assert status == GoalStatus.STATUS_SUCCEEDED
+    sim.wait(lambda: sim.statuses[-1].steps == 2, 'sim/status after step 2')
+    assert sim.statuses[-1].success and sim.statuses[-1].done
 
 
 def test_the_executable_exits_2_on_a_bad_parameter():

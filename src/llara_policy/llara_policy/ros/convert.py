@@ -73,11 +73,24 @@ def _point_m(xyz_mm, frame_id: str, stamp: Time) -> PointStamped:
     return PointStamped(header=Header(stamp=stamp, frame_id=frame_id), point=Point(x=x, y=y, z=z))
 
 
+MISSED_PICK_MESSAGE = ('the suction held nothing at the pick; it is off and the arm retreated '
+                       '(the step ran and did nothing; the executor is not faulted)')
+
+
 def result_msg(result: ExecutionResult, base_frame: str, stamp: Time) -> ExecuteStep.Result:
-    """Return the success result of an executed (or dry-run) step; targets in metres."""
+    """Return the result of an executed (or dry-run) step; targets in metres.
+
+    A missed pick (`result.missed_pick`) is success false, ERROR_GRASP, with the targets and
+    `executed_step` filled as for a success: the step ran, and enters LLaRA's history.
+    """
+    if result.missed_pick:
+        success, code, message = False, ErrorCode.GRASP, MISSED_PICK_MESSAGE
+    elif result.dry_run:
+        success, code, message = True, ErrorCode.NONE, 'dry run: mapped and checked, nothing moved'
+    else:
+        success, code, message = True, ErrorCode.NONE, 'executed'
     return ExecuteStep.Result(
-        success=True, error_code=int(ErrorCode.NONE), arm_code=0,
-        message='dry run: mapped and checked, nothing moved' if result.dry_run else 'executed',
+        success=success, error_code=int(code), arm_code=0, message=message,
         pick_in_base=_point_m(result.pick_xyz_mm, base_frame, stamp),
         place_in_base=_point_m(result.place_xyz_mm, base_frame, stamp),
         yaw_change_deg=float(result.action.yaw_change_deg),

@@ -4,9 +4,13 @@ Goal -> core ActionStep -> Executor.execute (map through the calibration, check 
 envelope, run the primitive) -> result. Feedback per phase; cancel -> Executor.cancel();
 `executor/stop` and `executor/reset` run while a goal executes (own callback groups on a
 MultiThreadedExecutor). One goal at a time: a second one is aborted with ERROR_BUSY. Every
-LlaraError ends as a result with its code and one log line; the node keeps running. Every goal
-handled is also published as an ExecutedStep on `executor/executed` (succeeded, dry run, refused
-or failed; with the base targets and history form once mapped) for recorders and the task loop.
+LlaraError ends as a result with its code and one log line; the node keeps running. A missed
+pick (the suction held nothing; the arm retreated) is aborted with ERROR_GRASP and a warning,
+its targets and executed step filled as for a success; it does not fault the executor, so the
+next goal runs (LLaRA's protocol: the step did nothing and enters the history). Every goal
+handled is also published as an ExecutedStep on `executor/executed` (succeeded, dry run, missed
+pick, refused or failed; with the base targets and history form once mapped) for recorders and
+the task loop.
 """
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -98,6 +102,7 @@ class ExecutorNode(Node):
         """Convert the goal, execute it on the core Executor, convert the outcome back.
 
         Whatever the outcome, the goal's ExecutedStep is published before the result is set.
+        A missed pick's goal is aborted (success false, ERROR_GRASP) but not an error.
         """
         request = goal_handle.request
         dry_run = bool(request.dry_run or self.config.dry_run)
@@ -126,7 +131,12 @@ class ExecutorNode(Node):
         response = convert.result_msg(result, self.mapper.calibration.base_frame,
                                       self.get_clock().now().to_msg())
         self._publish_executed(request, mapped, response)
-        goal_handle.succeed()
+        if result.missed_pick:
+            self.get_logger().warning(f'missed pick (ERROR_GRASP, executor ready): '
+                                      f'{response.message}')
+            goal_handle.abort()
+        else:
+            goal_handle.succeed()
         return response
 
     def _publish_executed(self, goal: ExecuteStep.Goal, mapped: list[MappedStep],
