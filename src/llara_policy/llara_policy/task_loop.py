@@ -2,7 +2,10 @@
 
 `TaskLoop.run` asks the policy for a plan given the instruction and the history, executes the
 plan's first step, appends the step as executed to the history, and stops on success (reported
-by the environment), the step limit, a failed step, an error or cancel. The history holds what
+by the environment), the step limit, a failed step, an error or cancel. A missed pick (the
+suction held nothing, MissedPickError) is not a failed step: as in LLaRA's and VIMA-Bench's
+evaluation it did nothing, enters the history and the loop goes on; the outcome counts the
+misses (`missed_picks`, and its message says so). The history holds what
 the executor reports it executed, projected back into the model frame, not the step as sent:
 LLaRA's evaluation rebuilds its history from the executed actions (llara-spec 3.4), and a
 step the executor moved differs from the model's text by the mapping's rounding. The ROS node
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import enum
 from typing import Any, Optional, Protocol
 
-from llara_policy.errors import ConfigError, LlaraError
+from llara_policy.errors import ConfigError, LlaraError, ValueRangeError
 from llara_policy.types import check_int
 
 # LLaRA's VIMA evaluation caps an episode at 8 steps (eval/eval-llara.py, max_steps).
@@ -76,6 +79,19 @@ class StepFailedError(LlaraError):
     """The executor reported the step as not executed; the message says why."""
 
 
+class MissedPickError(StepFailedError):
+    """The step ran but its pick held nothing (ExecuteStep ERROR_GRASP); the arm is ready.
+
+    `executed` is the step as executed, in history form (as `TaskPorts.execute` returns for a
+    success): the loop appends it and goes on. A StepFailedError, so a caller that knows no
+    missed picks still sees the step as not done.
+    """
+
+    def __init__(self, message: str, executed: Any):
+        super().__init__(message)
+        self.executed = executed
+
+
 class TaskCanceledError(LlaraError):
     """The goal was canceled while a port was waiting."""
 
@@ -96,13 +112,20 @@ class EpisodeStatus:
 class TaskOutcome:
     """How a task ended: success, the executed steps in order, the end and its message.
 
-    `steps` are what `TaskPorts.execute` returned: the history the policy saw.
+    `steps` are what `TaskPorts.execute` returned (or a MissedPickError carried): the history
+    the policy saw. `missed_picks` counts the steps among them whose pick held nothing; when
+    there are any, the message ends with e.g. '(1 missed pick)'.
     """
 
     success: bool
     steps: tuple
     end: TaskEnd
     message: str
+    missed_picks: int = 0
+
+    def __post_init__(self):
+        check_int('TaskOutcome.missed_picks', self.missed_picks, 0, len(self.steps),
+                  error=ValueRangeError)
 
 
 class TaskPorts(Protocol):
@@ -114,7 +137,9 @@ class TaskPorts(Protocol):
     def execute(self, step: Any, plan: Any) -> Any:
         """Execute `step` (the plan's first); return the step as executed, in history form.
 
-        Raises StepFailedError, TaskCanceledError or TaskLoopError when nothing was executed.
+        Raises MissedPickError (carrying the step as executed) when the step ran but its pick
+        held nothing; StepFailedError, TaskCanceledError or TaskLoopError when nothing was
+        executed.
         """
 
     def episode_status(self) -> Optional[EpisodeStatus]:
@@ -141,9 +166,13 @@ class TaskLoop:
     def run(self, instruction: str, max_steps: int = 0) -> TaskOutcome:
         """Run the loop until an ending; never raises a LlaraError (it becomes the outcome)."""
         history: list = []
+        missed = 0
 
         def outcome(end: TaskEnd, message: Optional[str] = None, success: bool = False):
-            return TaskOutcome(success, tuple(history), end, message or end.value)
+            message = message or end.value
+            if missed:
+                message += f' ({missed} missed pick{"s" if missed > 1 else ""})'
+            return TaskOutcome(success, tuple(history), end, message, missed)
 
         for number in range(1, self.step_limit(max_steps) + 1):
             if self.ports.cancel_requested():
@@ -154,7 +183,10 @@ class TaskLoop:
                 if not plan.steps:
                     raise TaskLoopError('the policy sent a plan without steps')
                 self.ports.feedback(number, plan, 'executing')
-                executed = self.ports.execute(plan.steps[0], plan)
+                executed, done = self.ports.execute(plan.steps[0], plan), 'done'
+            except MissedPickError as miss:  # ran, did nothing: LLaRA's protocol goes on
+                executed, done = miss.executed, f'missed pick: {miss}'
+                missed += 1
             except TaskCanceledError:
                 return outcome(TaskEnd.CANCELED)
             except StepFailedError as err:
@@ -163,7 +195,7 @@ class TaskLoop:
             except LlaraError as err:
                 return outcome(TaskEnd.ERROR, f'step {number}: {err}')
             history.append(executed)
-            self.ports.feedback(number, plan, 'done')
+            self.ports.feedback(number, plan, done)
             try:
                 status = self.ports.episode_status()
             except LlaraError as err:

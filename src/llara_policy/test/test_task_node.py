@@ -1,7 +1,7 @@
 """task_node in-process against small fake policy, executor and sim nodes written here: success
 from sim/status, history = the executor's executed steps (not the steps as sent), step limit,
-failed step, silent policy, cancel, one task/result per goal; and the ROS-free TaskLoop's
-endings and history."""
+failed step, a missed pick (ERROR_GRASP) that enters the history while the task goes on, silent
+policy, cancel, one task/result per goal; and the ROS-free TaskLoop's endings and history."""
 import itertools
 import os
 import threading
@@ -30,6 +30,7 @@ from llara_policy.ros.task_node import COMMAND_QOS, STATUS_QOS, TaskNode
 from llara_policy.task_loop import (
     LLARA_MAX_STEPS,
     EpisodeStatus,
+    MissedPickError,
     StepFailedError,
     TaskEnd,
     TaskLoop,
@@ -58,8 +59,9 @@ class FakeGraph:
     """Policy, executor and sim stand-ins in one namespace of a fresh context."""
 
     def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False,
-                 initial_status=True, off_frame=False, fail_answer=''):
+                 initial_status=True, off_frame=False, fail_answer='', misses=0):
         self.answer, self.succeed_after, self.off_frame = answer, succeed_after, off_frame
+        self.misses = misses  # the first `misses` steps are missed picks (ERROR_GRASP)
         self.fail_answer = fail_answer  # an outcome: report it in policy/status, no plan
         self.step_ok, self.hold_step = step_ok, hold_step
         # A namespace of our own: other tests on this machine may run the real graph.
@@ -151,11 +153,15 @@ class FakeGraph:
             return ExecuteStep.Result(success=False, error_code=3,
                                       message='target outside the workspace')
         self.steps_done += 1
+        missed = self.steps_done <= self.misses
         self.publish_status()
+        executed = executed_of(goal_handle.request.step, self.off_frame)
+        if missed:  # as the real executor: the step ran, held nothing, and is reported
+            goal_handle.abort()
+            return ExecuteStep.Result(success=False, error_code=6, executed_step=executed,
+                                      message='the suction held nothing at the pick')
         goal_handle.succeed()
-        return ExecuteStep.Result(success=True,
-                                  executed_step=executed_of(goal_handle.request.step,
-                                                            self.off_frame))
+        return ExecuteStep.Result(success=True, executed_step=executed)
 
     def run_task(self, instruction='put the red block in the bowl', max_steps=0,
                  cancel=False):
@@ -282,6 +288,25 @@ def test_failed_step_aborts_with_the_executor_message(graph):
         False, response.result.message, [])
 
 
+def test_a_missed_pick_enters_the_history_and_the_task_goes_on(graph):
+    # LLaRA's protocol: a pick that holds nothing did nothing; the next query follows.
+    g = graph(misses=1, succeed_after=2)
+    response = g.run_task()
+    result = response.result
+    assert response.status == 4 and result.success  # SUCCEEDED at step 2
+    assert result.message == 'success (1 missed pick)'
+    executed = [executed_of(goal.step) for goal in g.goals]
+    assert len(executed) == 2 and list(result.steps) == executed
+    assert [list(q.history) for q in g.queries] == [[], executed[:1]]
+    statuses = [(f.feedback.step_number, f.feedback.status) for f in g.feedback]
+    assert statuses[:2] == [(1, 'executing'),
+                            (1, 'missed pick: the suction held nothing at the pick '
+                                '(error_code 6)')]
+    assert statuses[2:] == [(2, 'executing'), (2, 'done')]
+    (published,) = g.wait_task_results(1)
+    assert (published.success, published.message) == (True, 'success (1 missed pick)')
+
+
 def test_an_executed_step_off_the_model_frame_ends_the_task_with_an_error(graph):
     # A malformed executed step is refused (never clipped into the frame and never used as
     # history): the goal aborts naming the bad value, after the one step.
@@ -330,9 +355,9 @@ class ScriptedPorts:
     """TaskPorts over lists, for the ROS-free loop: plan k's first step is ('sent', k); the
     executor reports ('executed', k) for it (what it moved differs from what was sent)."""
 
-    def __init__(self, statuses, fail_at=None):
-        self.statuses, self.fail_at = list(statuses), fail_at
-        self.histories, self.sent = [], []
+    def __init__(self, statuses, fail_at=None, miss_at=()):
+        self.statuses, self.fail_at, self.miss_at = list(statuses), fail_at, set(miss_at)
+        self.histories, self.sent, self.feedbacks = [], [], []
 
     def ask_policy(self, instruction, history):
         self.histories.append(history)
@@ -342,13 +367,15 @@ class ScriptedPorts:
         if step[1] == self.fail_at:
             raise StepFailedError('grasp failed')
         self.sent.append(step)
+        if step[1] in self.miss_at:
+            raise MissedPickError('nothing held', ('executed', step[1]))
         return ('executed', step[1])
 
     def episode_status(self):
         return self.statuses.pop(0)
 
     def feedback(self, step_number, plan, status):
-        pass
+        self.feedbacks.append((step_number, status))
 
     def cancel_requested(self):
         return False
@@ -385,3 +412,35 @@ def test_history_is_the_executed_steps_not_the_steps_sent():
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ConfigError, match=field):
         TaskLoopConfig(**{field: value})
+
+
+def test_a_missed_pick_then_success_is_a_success_with_both_steps_in_the_history():
+    running, won = EpisodeStatus(success=False, done=False), EpisodeStatus(True, True)
+    ports = ScriptedPorts([running, won], miss_at={1})
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert (outcome.end, outcome.success) == (TaskEnd.SUCCESS, True)
+    assert outcome.steps == (('executed', 1), ('executed', 2)) and outcome.missed_picks == 1
+    assert outcome.message == 'success (1 missed pick)'
+    assert ports.histories == [(), (('executed', 1),)]  # the miss is in the next query's history
+    assert ports.feedbacks == [(1, 'executing'), (1, 'missed pick: nothing held'),
+                               (2, 'executing'), (2, 'done')]
+
+
+def test_missed_picks_until_the_step_limit_end_at_the_step_limit():
+    ports = ScriptedPorts([EpisodeStatus(False, False)] * 3, miss_at={1, 2, 3})
+    outcome = TaskLoop(TaskLoopConfig(max_steps=3), ports).run('x')
+    assert (outcome.end, outcome.success, outcome.missed_picks) == (TaskEnd.STEP_LIMIT, False, 3)
+    assert outcome.steps == (('executed', 1), ('executed', 2), ('executed', 3))
+    assert outcome.message == 'step_limit (3 missed picks)'
+
+
+def test_a_missed_pick_that_ends_the_episode_ends_the_task_and_other_failures_still_end_it():
+    # The episode status is read after a miss as after any step: a sim episode that ends, ends.
+    ports = ScriptedPorts([EpisodeStatus(False, True)], miss_at={1})
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert outcome.end is TaskEnd.FAILURE and outcome.steps == (('executed', 1),)
+    assert outcome.message == 'the episode ended after step 1 without success (1 missed pick)'
+    ports = ScriptedPorts([EpisodeStatus(False, False)], miss_at={1}, fail_at=2)
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert outcome.end is TaskEnd.FAILURE and outcome.steps == (('executed', 1),)
+    assert outcome.message == 'step 2 failed: grasp failed (1 missed pick)'

@@ -5,7 +5,10 @@ Parameters are the fields of `task_loop.TaskLoopConfig`. Per step it publishes a
 query_id on `policy/plan`, sends the plan's first step to the `execute_step` action and, with
 `success_source:=sim`, waits for the `sim/status` published after that step. The history of the
 next query is the executed steps (ExecuteStep.Result.executed_step: the executed targets
-projected back into the model frame), not the plans' steps. Every wait is bounded; a cancel of
+projected back into the model frame), not the plans' steps. A step whose result is ERROR_GRASP
+(a missed pick: it ran, held nothing, and the executor is ready) is logged as a warning and
+enters the history like any executed step; the task goes on (LLaRA's protocol), and the result
+message counts the misses. Any other failed step ends the task. Every wait is bounded; a cancel of
 the RunTask goal cancels the running ExecuteStep goal. One task at a time. Every finished goal,
 whatever its ending, is also published as a TaskResult on `task/result` (for recorders and
 monitors: the action's result travels on a hidden topic).
@@ -29,6 +32,7 @@ from llara_policy.ros.params import declare_config
 from llara_policy.ros.run import run_node
 from llara_policy.task_loop import (
     EpisodeStatus,
+    MissedPickError,
     StepFailedError,
     TaskCanceledError,
     TaskEnd,
@@ -133,6 +137,8 @@ class GoalPorts:
         """Send `step` as an ExecuteStep goal (model frame size from `plan`); wait for it.
 
         Returns the executor's executed step (core type; ValueRangeError for a malformed one).
+        Raises MissedPickError with that step for an ERROR_GRASP result (a warning is
+        logged), StepFailedError for any other failed result.
         """
         client = self.node.execute_client
         if not client.wait_for_server(timeout_sec=self.config.server_timeout_s):
@@ -154,6 +160,11 @@ class GoalPorts:
             code = f'error_code {result.error_code}'
             if result.arm_code:
                 code += f', arm_code {result.arm_code}'
+            if result.error_code == ExecuteStep.Result.ERROR_GRASP:
+                self.node.get_logger().warning(f'missed pick, the task goes on: '
+                                               f'{result.message}')
+                raise MissedPickError(f'{result.message} ({code})',
+                                      convert.step_from_msg(result.executed_step))
             raise StepFailedError(f'{result.message} ({code})')
         return convert.step_from_msg(result.executed_step)
 
