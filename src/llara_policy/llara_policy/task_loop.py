@@ -2,10 +2,15 @@
 
 `TaskLoop.run` asks the policy for a plan given the instruction and the history, executes the
 plan's first step, appends the step as executed to the history, and stops on success (reported
-by the environment), the step limit, a failed step, an error or cancel. A missed pick (the
-suction held nothing, MissedPickError) is not a failed step: as in LLaRA's and VIMA-Bench's
-evaluation it did nothing, enters the history and the loop goes on; the outcome counts the
-misses (`missed_picks`, and its message says so). The history holds what
+by the environment), the step limit, a failed step, an error or cancel. The step limit counts
+policy queries, as LLaRA's evaluation (`llara_training` eval_episode) counts iterations. Two
+step outcomes are not failed steps, as in LLaRA's evaluation: a missed pick (the suction held
+nothing, MissedPickError) did nothing, enters the history and the loop goes on; a refused step
+(the executor refused it before any motion: unsafe target, unmappable, malformed;
+RefusedStepError) was not executed, stays out of the history (the evaluator's `rejected`
+actions add no history entry), is reported as 'refused: <reason>', uses up its query, and
+the loop goes on without asking the environment (nothing changed there). The outcome counts
+both (`missed_picks`, `refused_steps`; its message says so). The history holds what
 the executor reports it executed, projected back into the model frame, not the step as sent:
 LLaRA's evaluation rebuilds its history from the executed actions (llara-spec 3.4), and a
 step the executor moved differs from the model's text by the mapping's rounding. The ROS node
@@ -20,7 +25,9 @@ from typing import Any, Optional, Protocol
 from llara_policy.errors import ConfigError, LlaraError, ValueRangeError
 from llara_policy.types import check_int
 
-# LLaRA's VIMA evaluation caps an episode at 8 steps (eval/eval-llara.py, max_steps).
+# LLaRA's VIMA evaluation caps an episode at 8 policy queries (eval/eval-llara.py, max_steps):
+# the one home of the protocol's step budget (the evaluator, task_node and the launch files'
+# max_steps default read it from here).
 LLARA_MAX_STEPS = 8
 SUCCESS_SOURCES = ('sim', 'none')
 
@@ -30,7 +37,8 @@ class TaskLoopConfig:
     """Parameters of the task loop (task_node's ROS parameters).
 
     Args:
-        max_steps: Steps per task when a goal asks for 0 (LLaRA's evaluation uses 8).
+        max_steps: Steps (policy queries, refused steps included) per task when a goal
+            asks for 0 (LLaRA's evaluation: LLARA_MAX_STEPS).
         policy_timeout_s: Longest wait for the plan answering one policy query, seconds.
         step_timeout_s: Longest wait for one ExecuteStep goal to finish, seconds.
         server_timeout_s: Longest wait for the execute_step action server, seconds.
@@ -92,6 +100,16 @@ class MissedPickError(StepFailedError):
         self.executed = executed
 
 
+class RefusedStepError(StepFailedError):
+    """The executor refused the step before any motion; nothing moved, the executor is ready.
+
+    ExecuteStep ERROR_UNSAFE_TARGET, ERROR_CALIBRATION or ERROR_INVALID_GOAL. The loop counts
+    it against the step budget, leaves it out of the history and goes on, as LLaRA's
+    evaluation does with a rejected action. A StepFailedError, so a caller that knows no
+    refused steps still sees the step as not done.
+    """
+
+
 class TaskCanceledError(LlaraError):
     """The goal was canceled while a port was waiting."""
 
@@ -113,8 +131,9 @@ class TaskOutcome:
     """How a task ended: success, the executed steps in order, the end and its message.
 
     `steps` are what `TaskPorts.execute` returned (or a MissedPickError carried): the history
-    the policy saw. `missed_picks` counts the steps among them whose pick held nothing; when
-    there are any, the message ends with e.g. '(1 missed pick)'.
+    the policy saw. `missed_picks` counts the steps among them whose pick held nothing;
+    `refused_steps` the steps the executor refused before any motion (not in `steps`). When
+    there are any, the message ends with e.g. '(1 missed pick, 2 refused steps)'.
     """
 
     success: bool
@@ -122,10 +141,12 @@ class TaskOutcome:
     end: TaskEnd
     message: str
     missed_picks: int = 0
+    refused_steps: int = 0
 
     def __post_init__(self):
         check_int('TaskOutcome.missed_picks', self.missed_picks, 0, len(self.steps),
                   error=ValueRangeError)
+        check_int('TaskOutcome.refused_steps', self.refused_steps, 0, error=ValueRangeError)
 
 
 class TaskPorts(Protocol):
@@ -138,8 +159,8 @@ class TaskPorts(Protocol):
         """Execute `step` (the plan's first); return the step as executed, in history form.
 
         Raises MissedPickError (carrying the step as executed) when the step ran but its pick
-        held nothing; StepFailedError, TaskCanceledError or TaskLoopError when nothing was
-        executed.
+        held nothing; RefusedStepError when the executor refused it before any motion;
+        StepFailedError, TaskCanceledError or TaskLoopError when it was not executed.
         """
 
     def episode_status(self) -> Optional[EpisodeStatus]:
@@ -166,13 +187,12 @@ class TaskLoop:
     def run(self, instruction: str, max_steps: int = 0) -> TaskOutcome:
         """Run the loop until an ending; never raises a LlaraError (it becomes the outcome)."""
         history: list = []
-        missed = 0
+        missed = refused = 0
 
         def outcome(end: TaskEnd, message: Optional[str] = None, success: bool = False):
-            message = message or end.value
-            if missed:
-                message += f' ({missed} missed pick{"s" if missed > 1 else ""})'
-            return TaskOutcome(success, tuple(history), end, message, missed)
+            return TaskOutcome(success, tuple(history), end,
+                               (message or end.value) + _counts_text(missed, refused), missed,
+                               refused)
 
         for number in range(1, self.step_limit(max_steps) + 1):
             if self.ports.cancel_requested():
@@ -187,6 +207,10 @@ class TaskLoop:
             except MissedPickError as miss:  # ran, did nothing: LLaRA's protocol goes on
                 executed, done = miss.executed, f'missed pick: {miss}'
                 missed += 1
+            except RefusedStepError as refusal:  # not executed, the query is used up
+                refused += 1
+                self.ports.feedback(number, plan, f'refused: {refusal}')
+                continue
             except TaskCanceledError:
                 return outcome(TaskEnd.CANCELED)
             except StepFailedError as err:
@@ -207,3 +231,10 @@ class TaskLoop:
                                f'the episode ended after step {number} without success'
                                + (f' ({status.note})' if status.note else ''))
         return outcome(TaskEnd.STEP_LIMIT)
+
+
+def _counts_text(missed: int, refused: int) -> str:
+    """' (1 missed pick, 2 refused steps)': the step outcomes that did not end the task."""
+    counts = [f'{count} {name}{"s" if count > 1 else ""}'
+              for count, name in ((missed, 'missed pick'), (refused, 'refused step')) if count]
+    return f' ({", ".join(counts)})' if counts else ''

@@ -1,7 +1,9 @@
 """task_node in-process against small fake policy, executor and sim nodes written here: success
 from sim/status, history = the executor's executed steps (not the steps as sent), step limit,
-failed step, a missed pick (ERROR_GRASP) that enters the history while the task goes on, silent
-policy, cancel, one task/result per goal; and the ROS-free TaskLoop's endings and history."""
+failed step, a missed pick (ERROR_GRASP) that enters the history while the task goes on, a step
+refused before any motion (UNSAFE_TARGET, CALIBRATION, INVALID_GOAL) that uses up its step but
+stays out of the history while the task goes on, silent policy, cancel, one task/result per
+goal; and the ROS-free TaskLoop's endings and history."""
 import itertools
 import os
 import threading
@@ -31,6 +33,7 @@ from llara_policy.task_loop import (
     LLARA_MAX_STEPS,
     EpisodeStatus,
     MissedPickError,
+    RefusedStepError,
     StepFailedError,
     TaskEnd,
     TaskLoop,
@@ -58,12 +61,15 @@ def executed_of(step: ActionStep, off_frame: bool = False) -> ActionStep:
 class FakeGraph:
     """Policy, executor and sim stand-ins in one namespace of a fresh context."""
 
-    def __init__(self, answer=True, succeed_after=2, step_ok=True, hold_step=False,
-                 initial_status=True, off_frame=False, fail_answer='', misses=0):
+    def __init__(self, answer=True, succeed_after=2, fail_code=0, hold_step=False,
+                 initial_status=True, off_frame=False, fail_answer='', misses=0, refusals=0,
+                 refusal_code=ExecuteStep.Result.ERROR_UNSAFE_TARGET):
         self.answer, self.succeed_after, self.off_frame = answer, succeed_after, off_frame
         self.misses = misses  # the first `misses` steps are missed picks (ERROR_GRASP)
+        # The first `refusals` goals are refused before any motion with `refusal_code`.
+        self.refusals, self.refusal_code = refusals, refusal_code
         self.fail_answer = fail_answer  # an outcome: report it in policy/status, no plan
-        self.step_ok, self.hold_step = step_ok, hold_step
+        self.fail_code, self.hold_step = fail_code, hold_step  # fail_code: every step fails
         # A namespace of our own: other tests on this machine may run the real graph.
         self.namespace = f'/task_test_{os.getpid()}_{next(_NAMESPACES)}'
         self.context = rclpy.Context()
@@ -148,9 +154,13 @@ class FakeGraph:
             self.step_canceled.set()
             goal_handle.canceled()
             return ExecuteStep.Result(success=False, error_code=7, message='canceled')
-        if not self.step_ok:
+        if self.fail_code:
             goal_handle.abort()
-            return ExecuteStep.Result(success=False, error_code=3,
+            return ExecuteStep.Result(success=False, error_code=self.fail_code, arm_code=-7,
+                                      message='the arm stopped')
+        if len(self.goals) <= self.refusals:  # as the real executor: nothing moved, no step
+            goal_handle.abort()
+            return ExecuteStep.Result(success=False, error_code=self.refusal_code,
                                       message='target outside the workspace')
         self.steps_done += 1
         missed = self.steps_done <= self.misses
@@ -275,14 +285,17 @@ def test_without_sim_runs_to_the_step_limit(graph):
     assert all(q.not_before == q.header.stamp for q in g.queries)
 
 
-def test_failed_step_aborts_with_the_executor_message(graph):
-    g = graph(step_ok=False)
+@pytest.mark.parametrize('code', [ExecuteStep.Result.ERROR_ARM, ExecuteStep.Result.ERROR_FAULTED,
+                                  ExecuteStep.Result.ERROR_BUSY])
+def test_failed_step_aborts_with_the_executor_message(graph, code):
+    g = graph(fail_code=code)
     response = g.run_task()
     assert response.status == 6  # ABORTED
     assert not response.result.success and not response.result.steps
-    assert 'target outside the workspace' in response.result.message
-    assert 'error_code 3' in response.result.message
+    assert 'the arm stopped' in response.result.message
+    assert f'(error_code {code}, arm_code -7)' in response.result.message
     assert g.feedback[-1].feedback.status.startswith('failed: ')
+    assert len(g.goals) == len(g.queries) == 1  # the task ended at the failed step
     (published,) = g.wait_task_results(1)
     assert (published.success, published.message, list(published.steps)) == (
         False, response.result.message, [])
@@ -305,6 +318,42 @@ def test_a_missed_pick_enters_the_history_and_the_task_goes_on(graph):
     assert statuses[2:] == [(2, 'executing'), (2, 'done')]
     (published,) = g.wait_task_results(1)
     assert (published.success, published.message) == (True, 'success (1 missed pick)')
+
+
+@pytest.mark.parametrize('code', [ExecuteStep.Result.ERROR_UNSAFE_TARGET,
+                                  ExecuteStep.Result.ERROR_CALIBRATION,
+                                  ExecuteStep.Result.ERROR_INVALID_GOAL])
+def test_a_step_refused_before_motion_uses_its_step_and_the_task_goes_on(graph, code):
+    # LLaRA's evaluation: a rejected action uses up the query, adds no history entry, and the
+    # episode goes on. The sim did not step, so no sim/status is awaited after the refusal.
+    g = graph(refusals=1, refusal_code=code, succeed_after=1)
+    response = g.run_task()
+    result = response.result
+    assert response.status == 4 and result.success  # SUCCEEDED at step 2
+    assert result.message == 'success (1 refused step)'
+    assert len(g.goals) == 2 and list(result.steps) == [executed_of(g.goals[1].step)]
+    assert [list(q.history) for q in g.queries] == [[], []]  # the refused step is not history
+    statuses = [(f.feedback.step_number, f.feedback.status) for f in g.feedback]
+    assert statuses == [(1, 'executing'),
+                        (1, f'refused: target outside the workspace (error_code {code})'),
+                        (2, 'executing'), (2, 'done')]
+    (published,) = g.wait_task_results(1)
+    assert (published.success, published.message, len(published.steps)) == (
+        True, 'success (1 refused step)', 1)
+
+
+def test_steps_refused_until_the_default_budget_end_at_the_step_limit(graph):
+    # LLaRA's protocol: 8 queries per episode (eval/eval-llara.py max_steps), refused or not.
+    g = graph(refusals=99, succeed_after=99)
+    response = g.run_task()
+    result = response.result
+    assert response.status == 6 and not result.success
+    assert result.message == 'step_limit (8 refused steps)' and not result.steps
+    assert len(g.queries) == len(g.goals) == 8
+    assert all(not q.history for q in g.queries)
+    assert g.steps_done == 0  # nothing ran
+    (published,) = g.wait_task_results(1)
+    assert (published.max_steps, published.message) == (8, 'step_limit (8 refused steps)')
 
 
 def test_an_executed_step_off_the_model_frame_ends_the_task_with_an_error(graph):
@@ -355,8 +404,9 @@ class ScriptedPorts:
     """TaskPorts over lists, for the ROS-free loop: plan k's first step is ('sent', k); the
     executor reports ('executed', k) for it (what it moved differs from what was sent)."""
 
-    def __init__(self, statuses, fail_at=None, miss_at=()):
+    def __init__(self, statuses, fail_at=None, miss_at=(), refuse_at=()):
         self.statuses, self.fail_at, self.miss_at = list(statuses), fail_at, set(miss_at)
+        self.refuse_at = set(refuse_at)
         self.histories, self.sent, self.feedbacks = [], [], []
 
     def ask_policy(self, instruction, history):
@@ -366,6 +416,8 @@ class ScriptedPorts:
     def execute(self, step, plan):
         if step[1] == self.fail_at:
             raise StepFailedError('grasp failed')
+        if step[1] in self.refuse_at:
+            raise RefusedStepError('target outside the workspace')
         self.sent.append(step)
         if step[1] in self.miss_at:
             raise MissedPickError('nothing held', ('executed', step[1]))
@@ -444,3 +496,44 @@ def test_a_missed_pick_that_ends_the_episode_ends_the_task_and_other_failures_st
     outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
     assert outcome.end is TaskEnd.FAILURE and outcome.steps == (('executed', 1),)
     assert outcome.message == 'step 2 failed: grasp failed (1 missed pick)'
+
+
+def test_a_refused_step_then_success_keeps_the_refused_step_out_of_the_history():
+    # Only the executed step reads the episode status: after the refusal nothing changed, so
+    # the one status (success) must be the one read after step 2.
+    ports = ScriptedPorts([EpisodeStatus(True, True)], refuse_at={1})
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert (outcome.end, outcome.success) == (TaskEnd.SUCCESS, True)
+    assert outcome.steps == (('executed', 2),) and outcome.refused_steps == 1
+    assert outcome.message == 'success (1 refused step)'
+    assert ports.histories == [(), ()]
+    assert ports.feedbacks == [(1, 'executing'), (1, 'refused: target outside the workspace'),
+                               (2, 'executing'), (2, 'done')]
+
+
+def test_refused_steps_until_the_step_limit_end_at_the_step_limit_with_no_history():
+    ports = ScriptedPorts([], refuse_at={1, 2, 3})
+    outcome = TaskLoop(TaskLoopConfig(max_steps=3), ports).run('x')
+    assert (outcome.end, outcome.success, outcome.steps) == (TaskEnd.STEP_LIMIT, False, ())
+    assert (outcome.refused_steps, outcome.missed_picks) == (3, 0)
+    assert outcome.message == 'step_limit (3 refused steps)'
+    assert ports.histories == [(), (), ()] and ports.sent == []
+    # The default budget is LLaRA's 8 queries (eval/eval-llara.py max_steps).
+    ports = ScriptedPorts([], refuse_at=set(range(1, 20)))
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert len(ports.histories) == outcome.refused_steps == 8
+
+
+def test_refused_steps_count_against_the_budget_between_executed_steps_and_misses():
+    running = EpisodeStatus(False, False)
+    ports = ScriptedPorts([running] * 2, refuse_at={2}, miss_at={3})
+    outcome = TaskLoop(TaskLoopConfig(max_steps=3), ports).run('x')
+    assert outcome.end is TaskEnd.STEP_LIMIT
+    assert outcome.steps == (('executed', 1), ('executed', 3))
+    assert ports.histories == [(), (('executed', 1),), (('executed', 1),)]
+    assert outcome.message == 'step_limit (1 missed pick, 1 refused step)'
+    # A failure that is not a refusal still ends the task after a refusal.
+    ports = ScriptedPorts([], refuse_at={1}, fail_at=2)
+    outcome = TaskLoop(TaskLoopConfig(), ports).run('x')
+    assert outcome.end is TaskEnd.FAILURE and outcome.steps == ()
+    assert outcome.message == 'step 2 failed: grasp failed (1 refused step)'

@@ -8,7 +8,12 @@ next query is the executed steps (ExecuteStep.Result.executed_step: the executed
 projected back into the model frame), not the plans' steps. A step whose result is ERROR_GRASP
 (a missed pick: it ran, held nothing, and the executor is ready) is logged as a warning and
 enters the history like any executed step; the task goes on (LLaRA's protocol), and the result
-message counts the misses. Any other failed step ends the task. Every wait is bounded; a cancel of
+message counts the misses. A step the executor refused before any motion (ERROR_UNSAFE_TARGET,
+ERROR_CALIBRATION, ERROR_INVALID_GOAL: nothing moved, the executor is ready) is logged as a
+warning and reported as 'refused: <reason>'; it stays out of the history, uses up its step and
+the task goes on, as LLaRA's evaluation goes on after a rejected action (no sim/status is
+awaited: the sim did not step). Any other failed step (fault, busy, arm error, cancel) ends the
+task. Every wait is bounded; a cancel of
 the RunTask goal cancels the running ExecuteStep goal. One task at a time. Every finished goal,
 whatever its ending, is also published as a TaskResult on `task/result` (for recorders and
 monitors: the action's result travels on a hidden topic).
@@ -33,6 +38,7 @@ from llara_policy.ros.run import run_node
 from llara_policy.task_loop import (
     EpisodeStatus,
     MissedPickError,
+    RefusedStepError,
     StepFailedError,
     TaskCanceledError,
     TaskEnd,
@@ -50,6 +56,11 @@ STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 # monitor started later must not take an old task's result for one of its own episodes.
 RESULT_TOPIC = 'task/result'
 _POLL_S = 0.05  # how often a wait looks at the cancel flag
+# ExecuteStep results of a step refused before any motion (Executor.execute raises these
+# errors before its first arm call; failure_of maps them to these codes).
+REFUSED_CODES = frozenset((ExecuteStep.Result.ERROR_UNSAFE_TARGET,
+                           ExecuteStep.Result.ERROR_CALIBRATION,
+                           ExecuteStep.Result.ERROR_INVALID_GOAL))
 
 
 def _policy_subscribed(node) -> bool:
@@ -137,8 +148,9 @@ class GoalPorts:
         """Send `step` as an ExecuteStep goal (model frame size from `plan`); wait for it.
 
         Returns the executor's executed step (core type; ValueRangeError for a malformed one).
-        Raises MissedPickError with that step for an ERROR_GRASP result (a warning is
-        logged), StepFailedError for any other failed result.
+        Raises MissedPickError with that step for an ERROR_GRASP result and RefusedStepError
+        for a step refused before any motion (REFUSED_CODES; a warning is logged for both),
+        StepFailedError for any other failed result.
         """
         client = self.node.execute_client
         if not client.wait_for_server(timeout_sec=self.config.server_timeout_s):
@@ -165,6 +177,10 @@ class GoalPorts:
                                                f'{result.message}')
                 raise MissedPickError(f'{result.message} ({code})',
                                       convert.step_from_msg(result.executed_step))
+            if result.error_code in REFUSED_CODES:
+                self.node.get_logger().warning(f'step refused before any motion, the task '
+                                               f'goes on: {result.message} ({code})')
+                raise RefusedStepError(f'{result.message} ({code})')
             raise StepFailedError(f'{result.message} ({code})')
         return convert.step_from_msg(result.executed_step)
 
