@@ -2,8 +2,10 @@
 answer parses, its targets may be refused) and the oracle, one episode of visual_manipulation and
 one of rotate. What it prints is checked against the launchers' own output lines, and the GIF
 against the bag read back here with rosbags alone: one frame per policy/plan, every policy/query
-either planned or listed. Also: a missing policy folder and a failing launcher are reported, and
-a folder holding someone else's files is left alone. Each run gets a DDS domain of its own."""
+either planned or listed. The demo's graphs run the evaluator's episode protocol: its sim env is
+the one `llara_training evaluate` makes and its budget is LLaRA's 8 queries. Also: a missing
+policy folder and a failing launcher are reported, and a folder holding someone else's files is
+left alone. Each run gets a DDS domain of its own."""
 import csv
 import json
 import os
@@ -20,8 +22,18 @@ for module in ('sim_node', 'policy_node', 'task_node', 'recorder_node'):
 highlevel = pytest.importorskip('rosbags.highlevel')
 Image = pytest.importorskip('PIL.Image')
 
-from llara_bringup.demo import DemoError, check_policy_dir  # noqa: E402
+from llara_bringup import graphs  # noqa: E402
+from llara_bringup.demo import (  # noqa: E402
+    DemoError,
+    check_policy_dir,
+    launcher_command,
+    parse_args,
+)
 from llara_policy.model.tiny_models import save_tiny_llava  # noqa: E402
+from llara_policy.ros.sim_node import SimNodeConfig, env_config  # noqa: E402
+from llara_policy.sim.episode import Partition  # noqa: E402
+from llara_training import eval_agents  # noqa: E402
+from llara_training.eval_config import EvalConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 300  # measured ~20 s on 2 busy cores: two graphs of 2 episodes each
@@ -105,6 +117,31 @@ def test_demo_prints_both_runs_tables_and_the_gif_has_one_frame_per_plan(tiny_po
     with_aux = sum(aux == 'true' for _, aux, _, _ in CURVE)
     assert f'{with_aux} points with aux, {len(CURVE) - with_aux} without' in done.stdout, report
     assert (out / 'success.png').is_file() and (out / 'aux_curve.png').is_file()
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_the_demo_graph_runs_the_evaluators_episode_protocol(monkeypatch, task):
+    # The demo's own command line for the policy run, resolved as the launcher resolves it.
+    args = parse_args(['--policy', '/p', '--tasks', task, '--seed', '3'])
+    command = launcher_command(args, '/p', '')
+    assert command[3] == 'sim.launch.py'
+    given = dict(item.split(':=', 1) for item in command[4:])
+    nodes = {node.name: node.parameters for node in graphs.resolve(graphs.SIM, given)}
+    # LLaRA's evaluation: at most 8 queries per episode (eval/eval-llara.py max_steps), the
+    # evaluator's default too.
+    evaluator = EvalConfig(policy='oracle', out='unused', tasks=(task,), renderer='tiny',
+                           seed=1_000_003)
+    assert nodes['task_node']['max_steps'] == 8 == evaluator.max_steps
+    # The sim env sim_node makes from its parameters is the one the evaluator makes for the
+    # same episode (caught before any world is built).
+    made = []
+    monkeypatch.setattr(eval_agents, 'SimEnv', made.append)
+    ((partition, _, seed),) = evaluator.items()[:1]
+    eval_agents.make_env(evaluator, partition, task)
+    assert nodes['sim_node']['seed'] == seed
+    graph_env = env_config(SimNodeConfig(**nodes['sim_node']))
+    assert graph_env == made[0]
+    assert graph_env.bonus_steps == 8 and graph_env.partition is Partition.PLACEMENT
 
 
 def test_a_missing_policy_folder_is_named_and_nothing_runs(tmp_path):

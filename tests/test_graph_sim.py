@@ -1,8 +1,10 @@
 """End to end: the embedded launcher runs sim.launch.py (sim_node, policy_node with the oracle,
 task_node as separate processes) and RunTask succeeds on 3 test seeds of visual_manipulation and
-of rotate. Each run gets a DDS domain of its own so other graphs on this machine are not seen."""
+of rotate, each episode under LLaRA's budget of 8 steps (not the sim task's own limit). Each run
+gets a DDS domain of its own so other graphs on this machine are not seen."""
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +29,10 @@ def test_oracle_succeeds_on_three_seeds_through_the_graph(task):
     assert code == 0, output[-4000:]
     assert lines[-1] == 'success: 3/3', output[-4000:]
     assert any(line.split()[:2] == [task, '3/3'] for line in lines)
+    # Every episode ran under LLaRA's evaluation budget, 8 queries (eval/eval-llara.py
+    # max_steps), as task_node logs it per goal; sim_node's env allows 8 beyond its own.
+    budgets = re.findall(r'^\[task_node\] .*\(max_steps (\d+)\)$', output, re.MULTILINE)
+    assert budgets == ['8'] * 3, output[-4000:]
     # Every node ran in its own process and the launcher stopped them (no kill needed).
     for name in ('sim_node', 'policy_node', 'task_node'):
         assert any(line.startswith(f'[{name}]') for line in lines)

@@ -2,7 +2,10 @@
 
 Runs the embedded launcher's sim.launch.py twice on the same tasks and seeds, its output streamed
 with a `[policy]` or `[oracle]` prefix: the policy (a checkpoint folder, by default the shipped
-models/demo_policy/) with record:=true, then the sim's oracle. From each run's success table
+models/demo_policy/) with record:=true, then the sim's oracle. Both run the evaluator's episode
+protocol (`llara_training evaluate`): at most LLARA_MAX_STEPS (8) policy queries per episode
+(max_steps:=8; the sim env allows as many steps beyond the task's own), a missed pick and a step
+refused before any motion each use one query and the episode goes on. From each run's success table
 (`episodes.success_table`) and episode lines it prints one table, policy beside oracle, and
 last the policy's own `success: K/N`. Outputs in --out: bag/ (the policy run's recording),
 demo.gif (one annotated frame per policy/plan), success.png, results.json and, when the policy
@@ -28,6 +31,7 @@ from llara_bringup.demo_outputs import (
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
 from llara_bringup.launch import child_setup, libc_prctl
+from llara_policy.task_loop import LLARA_MAX_STEPS
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
@@ -74,7 +78,8 @@ def launcher_command(args: argparse.Namespace, policy: str, record_dir: str) -> 
     """Return the launcher's command line for one run (record_dir '': no recording)."""
     cmd = [sys.executable, '-m', 'llara_bringup.launch', 'sim.launch.py', f'policy:={policy}',
            f'task:={",".join(args.tasks)}', f'partition:={args.partition}',
-           f'episodes:={args.episodes}', f'seed:={args.seed}', f'renderer:={args.renderer}']
+           f'episodes:={args.episodes}', f'seed:={args.seed}', f'renderer:={args.renderer}',
+           f'max_steps:={LLARA_MAX_STEPS}']  # the evaluator's budget (evaluate --max-steps)
     if record_dir:
         cmd += ['record:=true', f'record_dir:={record_dir}']
     return cmd

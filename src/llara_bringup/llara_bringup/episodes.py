@@ -1,7 +1,11 @@
 """Episodes through a running sim graph: `sim/reset` then `run_task`, and the success table.
 
 `EpisodeRunner` is a small rclpy client used by the embedded launcher. Every wait is bounded;
-an episode that cannot be reset or run is recorded as a failure with its message.
+an episode that cannot be reset or run is recorded as a failure with its message. Each RunTask
+goal asks for max_steps 0: task_node's budget (the max_steps launch argument, LLaRA's 8 by
+default), as LLaRA's evaluator gives every episode its budget; sim_node's env allows that many
+steps beyond the task's own (bonus_steps), so its limit (sim/reset's max_steps) is never the
+one that ends an episode.
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,12 +86,15 @@ class EpisodeRunner(ClientNode):
             time.sleep(0.1)
 
     def run_episode(self, task: str, seed: int) -> EpisodeResult:
-        """Reset the sim to (task, seed) and run the episode's instruction through run_task."""
+        """Reset the sim to (task, seed) and run the episode's instruction through run_task.
+
+        The goal asks for task_node's own step budget (max_steps 0); see the module docstring.
+        """
         response = wait_for(self.reset_client.call_async(SimReset.Request(task=task, seed=seed)),
                          RESET_TIMEOUT_S, 'sim/reset response')
         if not response.success:
             return EpisodeResult(task, seed, False, 0, f'reset failed: {response.message}')
-        goal = RunTask.Goal(instruction=response.instruction, max_steps=response.max_steps)
+        goal = RunTask.Goal(instruction=response.instruction, max_steps=0)
         handle = wait_for(self.task_client.send_goal_async(goal), RESET_TIMEOUT_S,
                        'run_task goal response')
         if not handle.accepted:

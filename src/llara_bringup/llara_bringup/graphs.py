@@ -16,6 +16,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from llara_policy.task_loop import LLARA_MAX_STEPS
+
 PACKAGE = 'llara_bringup'
 NODE_PACKAGE = 'llara_policy'
 # VIMA-Bench test seeds start here (llara_policy.sim.episode.SEED_RANGES); episode k of a run
@@ -183,7 +185,9 @@ _POLICY_NODE = NodeSpec('policy_node', 'policy_node', {
     'max_new_tokens': Arg('max_new_tokens'),
 })
 _TASK_ARGS = (
-    Argument('max_steps', '8', 'steps per task when a RunTask goal asks for 0 (LLaRA: 8)', int),
+    Argument('max_steps', str(LLARA_MAX_STEPS), 'steps per task when a RunTask goal asks for '
+             f'0, refused steps included (LLaRA: {LLARA_MAX_STEPS}); a sim env allows as many '
+             "beyond its task's own", int),
     Argument('policy_timeout_s', '60.0', 'longest wait for the plan of one policy query (s)',
              float),
 )
@@ -229,11 +233,16 @@ def _task_node() -> NodeSpec:
 
 
 def _sim_node(**backend: ParamValue) -> NodeSpec:
-    """sim_node with the episode arguments and `backend`'s own parameters."""
+    """sim_node with the episode arguments and `backend`'s own parameters.
+
+    Its env allows `max_steps` steps beyond the task's own, as LLaRA's evaluator makes its env
+    (bonus_steps = max_steps): the task loop's budget, not the env, ends an unsolved episode.
+    """
     return NodeSpec('sim_node', 'sim_node', {
         'task': Derived(_first_task, ('task',)),
         'partition': Arg('partition'),
         'seed': Derived(lambda seed: TEST_SEED_BASE + seed, ('seed',)),
+        'bonus_steps': Arg('max_steps'),
         **backend,
     })
 

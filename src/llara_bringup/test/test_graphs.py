@@ -189,9 +189,12 @@ def test_unsupported_graph_exits_2_naming_what_is_missing(capsys, monkeypatch):
 def test_vima_graph_runs_sim_node_on_vima_bench_with_its_arguments():
     assert not graphs.VIMA.unsupported
     params = graphs.resolve(graphs.VIMA, {'task': 'rotate,follow_motion', 'seed': '2',
-                                          'partition': 'novel_task_generalization'})[0].parameters
+                                          'partition': 'novel_task_generalization',
+                                          'max_steps': '5'})[0].parameters
+    # The env allows max_steps beyond the task's own, as LLaRA's evaluator makes VIMA's env.
     assert params == {'task': 'rotate', 'partition': 'novel_task_generalization',
-                      'seed': 1_000_002, 'vima_mapping': 'unbiased', 'oracle_plan': True}
+                      'seed': 1_000_002, 'bonus_steps': 5, 'vima_mapping': 'unbiased',
+                      'oracle_plan': True}
     model = graphs.resolve(graphs.VIMA, {'policy': '/m', 'vima_mapping': 'llara'})
     assert model[0].parameters['oracle_plan'] is False
     assert model[0].parameters['vima_mapping'] == 'llara'

@@ -37,8 +37,8 @@ class TaskLoopConfig:
     """Parameters of the task loop (task_node's ROS parameters).
 
     Args:
-        max_steps: Steps (policy queries, refused steps included) per task when a goal
-            asks for 0 (LLaRA's evaluation: LLARA_MAX_STEPS).
+        max_steps: Steps per task when a goal asks for 0, refused steps included (LLaRA's
+            evaluation: 8).
         policy_timeout_s: Longest wait for the plan answering one policy query, seconds.
         step_timeout_s: Longest wait for one ExecuteStep goal to finish, seconds.
         server_timeout_s: Longest wait for the execute_step action server, seconds.

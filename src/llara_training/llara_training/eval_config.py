@@ -18,6 +18,7 @@ from llara_policy.model.config import DECODINGS, DEVICES, DTYPES
 from llara_policy.sim.episode import SEED_RANGES, Partition, Split
 from llara_policy.sim.tasks import TASKS
 from llara_policy.sim.vima_bench import VIMA_PARTITION_TASKS
+from llara_policy.task_loop import LLARA_MAX_STEPS
 from llara_policy.text.prompting import ActionSpacing
 from llara_policy.types import check_int, check_real
 
@@ -132,7 +133,7 @@ class EvalConfig:
     workers: int = 1
     prompt_mode: PromptMode = PromptMode()
     prompt_id: int = -1
-    max_steps: int = 8
+    max_steps: int = LLARA_MAX_STEPS
     decoder: str = 'llara'
     decoding: str = 'greedy'
     max_new_tokens: int = 256

@@ -23,6 +23,7 @@ import time
 from llara_policy.errors import ConfigError, LlaraError
 from llara_policy.model.config import DECODINGS, DEVICES, DTYPES, read_trained_settings
 from llara_policy.sim.vima_bench import INSTALL_HINT, vima_bench_available
+from llara_policy.task_loop import LLARA_MAX_STEPS
 from llara_policy.text.prompting import ActionSpacing
 from llara_training.eval_agents import make_agent, make_env, policy_config
 from llara_training.eval_config import (
@@ -61,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'query, o oracle boxes, d self-detection, e detector (default hso)')
     add('--prompt-id', type=int, default=-1, help='user prompt: < 0 random per query (seeded '
         'by the episode seed), 0-14 fixed, >= 15 omitted')
-    add('--max-steps', type=int, default=8, help='env steps per episode (LLaRA: 8)')
+    add('--max-steps', type=int, default=LLARA_MAX_STEPS,
+        help=f'env steps per episode (LLaRA: {LLARA_MAX_STEPS})')
     add('--decoder', choices=DECODERS, default='llara', help='answer decoding: LLaRA text, '
         'RT-2 action tokens in VIMA table metres (rt2) or image coordinates (rt2_image)')
     add('--decoding', choices=DECODINGS, default='greedy', help="generation: greedy (LLaRA's "

@@ -13,6 +13,7 @@ import re
 import typing
 
 from llara_policy.errors import ConfigError
+from llara_policy.task_loop import LLARA_MAX_STEPS
 from llara_training.aux_datasets import AUX_PRESETS, AuxName, parse_ratios
 from llara_training.conversations import FORMATS, AnswerMode, ConversationConfig, Method
 from llara_training.eval_config import (
@@ -193,7 +194,7 @@ class EvaluateSection:
     prompt_id: int = 15
     decoding: str = 'template'
     renderer: str = 'tiny'
-    max_steps: int = 8
+    max_steps: int = LLARA_MAX_STEPS
     max_new_tokens: int = 256
     device: str = 'cpu'
     dtype: str = 'float32'

@@ -33,6 +33,7 @@ from llara_policy.sim.episode import Partition
 from llara_policy.sim.session import SimSession, split_of
 from llara_policy.sim.vima_bench import VimaEnvConfig
 from llara_policy.sim.vima_session import VimaSession
+from llara_policy.task_loop import LLARA_MAX_STEPS
 
 NODE_NAME = 'sim_node'
 RESET_SERVICE = 'sim/reset'
@@ -52,6 +53,9 @@ class SimNodeConfig:
             generalization (L3), novel_task_generalization (L4, vima only); fixed for the
             node's life.
         seed: seed of the first episode, started at start-up (test seeds from 1000000).
+        bonus_steps: steps the env allows beyond the task's own (sim/reset's max_steps is the
+            sum); LLaRA's step budget, as its evaluator makes the env, so the task's budget
+            ends an unsolved episode (launch files: max_steps; VIMA's own protocol: 2).
         renderer: 'auto', 'egl' or 'tiny' (pybullet's TinyRenderer, CPU); embedded only.
         place_height: 'table' (the executor's view: one support height for every place).
         vima_mapping: VIMA's fixed map convention (vima only): 'unbiased' for our own models,
@@ -66,6 +70,7 @@ class SimNodeConfig:
     task: str = 'visual_manipulation'
     partition: str = Partition.PLACEMENT.value
     seed: int = 0
+    bonus_steps: int = LLARA_MAX_STEPS
     renderer: str = 'auto'
     place_height: str = 'table'
     vima_mapping: str = 'unbiased'
@@ -84,7 +89,8 @@ def env_config(config: SimNodeConfig) -> SimEnvConfig:
         raise ConfigError("parameter place_height must be 'table': the executor knows one "
                           f'support height for every place, got {config.place_height!r}')
     return SimEnvConfig(task=config.task, partition=Partition(config.partition),
-                        split=split_of(config.seed), renderer=config.renderer)
+                        split=split_of(config.seed), renderer=config.renderer,
+                        bonus_steps=config.bonus_steps)
 
 
 def open_session(config: SimNodeConfig) -> SimSession:
@@ -100,6 +106,7 @@ def open_session(config: SimNodeConfig) -> SimSession:
     check_vima_mapping('parameter vima_mapping', config.vima_mapping)
     return VimaSession(VimaEnvConfig(task=config.task, partition=Partition(config.partition),
                                      split=split_of(config.seed),
+                                     bonus_steps=config.bonus_steps,
                                      vima_mapping=config.vima_mapping))
 
 
