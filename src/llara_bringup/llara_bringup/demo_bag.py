@@ -4,8 +4,10 @@ A plan's camera frame is the camera/image whose capture stamp equals the plan's 
 (ActionPlan.header.stamp is the capture time of the frame the policy planned on). Episodes end at
 their task/result (task_node publishes it after the episode's last executor/executed); a plan's
 task and seed are those of the newest sim/status before it (sim_node publishes one per reset).
-Its outcome is the first executor/executed after it that requested its first step. Nothing is
-left out silently: plans whose frame is not in the bag, and queries that got no plan (with the
+Its outcome is the first executor/executed after it that requested its first step: executed, a
+missed pick (ERROR_GRASP with mapped true: it ran and held nothing), refused (before any motion:
+the task went on), or not executed (a fault, busy, arm error or cancel). Nothing is left out
+silently: plans whose frame is not in the bag, and queries that got no plan (with the
 policy/status outcome that says why), are listed.
 """
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 
+from llara_msgs.action import ExecuteStep
 from llara_policy.model.serving import to_model_frame
 from llara_policy.ros.convert import step_from_msg
 from llara_policy.ros.image_conversion import image_to_numpy
+from llara_policy.ros.task_node import REFUSED_CODES
 
 TOPICS = ('camera/image', 'policy/query', 'policy/plan', 'policy/status', 'sim/status',
           'executor/executed', 'task/result')
@@ -107,6 +111,10 @@ def _outcome(plan, received_ns: int, next_plan_ns: float, executed: list) -> str
         if received_ns <= stamp_ns < next_plan_ns and _step_fields(step.requested) == wanted:
             if step.success:
                 return 'executed (dry run)' if step.dry_run else 'executed'
+            if step.error_code == ExecuteStep.Result.ERROR_GRASP and step.mapped:
+                return f'missed pick (ran, held nothing): {step.message}'
+            if step.error_code in REFUSED_CODES:
+                return f'refused (nothing moved): {step.message}'
             return f'not executed: {step.message}'
     return 'not executed: no executor/executed message for this step'
 
