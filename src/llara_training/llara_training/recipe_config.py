@@ -23,7 +23,7 @@ from llara_training.eval_config import (
     PromptMode,
     parse_partitions,
 )
-from llara_training.small_model import PRESETS, spec_from_args
+from llara_training.small_model import PRESETS, check_feature_layer, spec_from_args
 from llara_training.train_config import TrainConfig, coerce_value, read_yaml
 
 # Which samples a stage trains on: every auxiliary sample with a mixture ratio > 0 (LLaVA's
@@ -136,6 +136,7 @@ class ModelSection:
     preset: str = 'demo'
     squash: bool = True
     sincos_positions: bool = True
+    vision_feature_layer: int = -2
     sizes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -145,13 +146,15 @@ class ModelSection:
         if self.preset not in PRESETS:
             raise ConfigError(f'recipe model.preset must be one of {", ".join(PRESETS)}, '
                               f'got {self.preset!r}')
-        spec_from_args(self.preset, dict(self.sizes))
+        check_feature_layer(spec_from_args(self.preset, dict(self.sizes)),
+                            self.vision_feature_layer)
 
     def small_model_args(self) -> list[str]:
         """Return the `small-model` command-line options (without --out)."""
         flags = ['--squash'] * self.squash + ['--sincos-positions'] * self.sincos_positions
         sizes = [f'--{name.replace("_", "-")}={value}' for name, value in self.sizes.items()]
-        return ['--preset', self.preset, *flags, *sizes]
+        layer = [f'--vision-feature-layer={self.vision_feature_layer}']
+        return ['--preset', self.preset, *flags, *layer, *sizes]
 
 
 @dataclass(frozen=True)

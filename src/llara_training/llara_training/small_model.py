@@ -102,6 +102,25 @@ def sincos_positions(model, pixel_std: float = PIXEL_STD) -> None:
         table[1:, :patterns.shape[1]] = patterns * spread / patterns.std()
 
 
+def check_feature_layer(spec: TinySpec, layer: int) -> None:
+    """ConfigError unless `layer` names a vision hidden state LLaVA can read for `spec`.
+
+    hidden_states holds the embeddings and one entry per layer, so -(layers + 1) .. layers are
+    valid. 0 (the patch embeddings alone) is refused: transformers then skips
+    output_hidden_states (0 is falsy) and fails.
+    """
+    count = spec.vision_layers + 1
+    if type(layer) is not int or layer == 0 or not -count <= layer < count:
+        raise ConfigError(f'vision_feature_layer must be in -{count}..-1 or 1..{count - 1} for '
+                          f'{spec.vision_layers} vision layers, got {layer!r}')
+
+
+def set_feature_layer(model, spec: TinySpec, layer: int) -> None:
+    """Make LLaVA read the vision tower's hidden state `layer` (negative: from the end)."""
+    check_feature_layer(spec, layer)
+    model.config.vision_feature_layer = layer
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `llara_training small-model`."""
     parser.add_argument('--out', required=True, help='model directory to write (new or empty)')
@@ -112,6 +131,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--sincos-positions', action='store_true',
                         help='start the vision tower from 2D sin-cos patch positions (MAE) '
                         'instead of random ones: grounding is learnt sooner from scratch')
+    parser.add_argument('--vision-feature-layer', type=int, default=-2,
+                        help="the vision tower layer LLaVA reads (config vision_feature_layer): "
+                        "-2, LLaVA's (the penultimate layer; for a pretrained CLIP the last one is "
+                        'shaped by its contrastive head) or -1, the last (a from-scratch tower '
+                        'has no such head: -2 leaves its last layer unused)')
     for name in SIZE_FIELDS:
         parser.add_argument('--' + name.replace('_', '-'), type=int, default=None,
                             dest=name, help=f'override TinySpec.{name}')
@@ -134,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             squash_frames(processor, spec.image_size_px)
         if args.sincos_positions:
             sincos_positions(model)
+        set_feature_layer(model, spec, args.vision_feature_layer)
         model.save_pretrained(out)
         processor.save_pretrained(out)
     except LlaraError as error:

@@ -88,6 +88,50 @@ def test_sincos_positions_make_each_patch_position_distinct_and_seed_independent
     assert patches.std() > 3 * random_table[1:].std()
 
 
+def test_vision_feature_layer_minus_one_feeds_the_last_vision_layer(tmp_path):
+    import torch
+
+    features = {}
+    for layer in (-2, -1):
+        out = tmp_path / f'layer{layer}'
+        assert main(['small-model', '--out', str(out), '--preset', 'tiny',
+                     f'--vision-feature-layer={layer}']) == 0
+        model = AutoModelForImageTextToText.from_pretrained(out)
+        assert model.config.vision_feature_layer == layer
+        last = model.model.vision_tower.encoder.layers[-1]
+        pixels = torch.randn(1, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            before = model.model.get_image_features(pixel_values=pixels)
+            last.mlp.fc2.weight.add_(1.0)  # change only the last vision layer
+            after = model.model.get_image_features(pixel_values=pixels)
+        features[layer] = [torch.cat([t.reshape(-1) for t in _tensors(x)])
+                           for x in (before, after)]
+    # LLaVA's default (-2) never reads the last layer of a from-scratch tower; -1 does.
+    assert torch.equal(*features[-2])
+    assert not torch.allclose(*features[-1])
+
+
+def _tensors(output):
+    """The image-feature tensors of get_image_features (a tensor, a list or a model output)."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in _tensors(item)]
+    return _tensors(output.pooler_output)
+
+
+@pytest.mark.parametrize('layer', ['0', '-4', '3'])
+def test_vision_feature_layer_out_of_range_is_refused(tmp_path, capsys, layer):
+    out = tmp_path / 'model'
+    # The tiny preset has 2 vision layers: hidden states -3..-1 (or 1..2) exist.
+    assert main(['small-model', '--out', str(out), '--preset', 'tiny',
+                 f'--vision-feature-layer={layer}']) == 2
+    assert 'vision_feature_layer must be in -3..-1 or 1..2' in capsys.readouterr().out
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_cli_never_overwrites_a_directory_with_files(tmp_path, capsys):
     out = tmp_path / 'model'
     out.mkdir()
