@@ -132,10 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='start the vision tower from 2D sin-cos patch positions (MAE) '
                         'instead of random ones: grounding is learnt sooner from scratch')
     parser.add_argument('--vision-feature-layer', type=int, default=-2,
-                        help="the vision tower layer LLaVA reads (config vision_feature_layer): "
-                        "-2, LLaVA's (the penultimate layer; for a pretrained CLIP the last one is "
-                        'shaped by its contrastive head) or -1, the last (a from-scratch tower '
-                        'has no such head: -2 leaves its last layer unused)')
+                        help='the vision tower layer LLaVA reads (vision_feature_layer): -2, '
+                        "LLaVA's (the penultimate: a pretrained CLIP's last layer is shaped by "
+                        'its contrastive head) or -1, the last (a from-scratch tower has no such '
+                        'head: -2 leaves its last layer unused)')
     for name in SIZE_FIELDS:
         parser.add_argument('--' + name.replace('_', '-'), type=int, default=None,
                             dest=name, help=f'override TinySpec.{name}')
