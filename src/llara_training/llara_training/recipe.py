@@ -48,6 +48,7 @@ from llara_training.recipe_runs import (
     training_episodes,
     write_run_data,
 )
+from llara_training.small_model import frames_mean
 
 # Sections whose change invalidates DIR's episodes' conversion or model: another --out then.
 _FIXED_SECTIONS = ('convert', 'model')
@@ -169,8 +170,12 @@ def _model(config: RecipeConfig, out: Path, say: Printer) -> float:
     if (model / 'config.json').is_file():
         say(f'small-model: {model} exists: skipped (made before with the same model section)')
         return 0.0
+    mean = ()
+    if config.model.frame_mean == 'data':
+        mean = frames_mean(out / 'data' / 'images')
+        say(f'small-model: training frames mean (R, G, B) {mean}')
     status, seconds = _cli('small-model', 'llara_training.small_model',
-                           ['--out', str(model), *config.model.small_model_args()], say)
+                           ['--out', str(model), *config.model.small_model_args(mean)], say)
     if status:
         raise ConfigError(f'small-model exited {status} (its reason is above)')
     return seconds

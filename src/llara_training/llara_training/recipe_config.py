@@ -29,6 +29,8 @@ from llara_training.train_config import TrainConfig, coerce_value, read_yaml
 # Which samples a stage trains on: every auxiliary sample with a mixture ratio > 0 (LLaVA's
 # stage-1 grounding data), LLaRA's mixture (main + aux at the ratios) or the main set alone.
 DATA_KINDS = ('aux', 'mixture', 'main')
+# How the model normalizes frames: CLIP's mean, or the training frames' own (model.frame_mean).
+FRAME_MEANS = ('clip', 'data')
 RECIPE_PATH_KEYS = ('model_path', 'data_path', 'image_folder', 'output_dir')
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 _RESERVED_STAGE_NAMES = ('eval',)
@@ -137,6 +139,8 @@ class ModelSection:
     squash: bool = True
     sincos_positions: bool = True
     vision_feature_layer: int = -2
+    # 'clip': CLIP's normalization mean; 'data': the training frames' per-channel mean.
+    frame_mean: str = 'clip'
     sizes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -148,10 +152,20 @@ class ModelSection:
                               f'got {self.preset!r}')
         check_feature_layer(spec_from_args(self.preset, dict(self.sizes)),
                             self.vision_feature_layer)
+        if self.frame_mean not in FRAME_MEANS:
+            raise ConfigError(f'recipe model.frame_mean must be one of {", ".join(FRAME_MEANS)}, '
+                              f'got {self.frame_mean!r}')
 
-    def small_model_args(self) -> list[str]:
-        """Return the `small-model` command-line options (without --out)."""
+    def small_model_args(self, frame_mean: tuple = ()) -> list[str]:
+        """Return the `small-model` command-line options (without --out).
+
+        `frame_mean` (R, G, B): the training frames' mean, needed when frame_mean is 'data'.
+        """
+        if self.frame_mean == 'data' and len(frame_mean) != 3:
+            raise ConfigError("recipe model.frame_mean 'data' needs the training frames' mean")
         flags = ['--squash'] * self.squash + ['--sincos-positions'] * self.sincos_positions
+        if self.frame_mean == 'data':
+            flags.append('--frame-mean=' + ','.join(f'{value:g}' for value in frame_mean))
         sizes = [f'--{name.replace("_", "-")}={value}' for name, value in self.sizes.items()]
         layer = [f'--vision-feature-layer={self.vision_feature_layer}']
         return ['--preset', self.preset, *flags, *layer, *sizes]

@@ -121,6 +121,42 @@ def set_feature_layer(model, spec: TinySpec, layer: int) -> None:
     model.config.vision_feature_layer = layer
 
 
+def parse_frame_mean(text: str) -> tuple[float, float, float]:
+    """Parse 'R,G,B' (each in [0, 1]): the per-channel mean frames are normalized with."""
+    try:
+        values = tuple(float(part) for part in text.split(','))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0.0 <= value <= 1.0 for value in values):
+        raise ConfigError(f'frame mean must be three comma-separated values in [0, 1] (R,G,B), '
+                          f'got {text!r}')
+    return values
+
+
+def frames_mean(folder: Path, limit: int = 500) -> tuple[float, float, float]:
+    """Per-channel mean (RGB, [0, 1]) of the camera frames (*.jpg) under `folder`.
+
+    Up to `limit` frames, evenly spread over the sorted paths (deterministic). The sim's frames
+    are mostly table: normalized with CLIP's mean that table is a large constant in every patch
+    that drowns the objects and their positions; with the frames' own mean the table is ~0
+    and a from-scratch model locates objects many times sooner (README "Demo").
+    """
+    import cv2
+    import numpy as np
+
+    paths = sorted(Path(folder).rglob('*.jpg'))
+    if not paths:
+        raise ConfigError(f'no camera frames (*.jpg) under {str(folder)!r} to take a mean of')
+    step = max(1, len(paths) // limit)
+    sums = np.zeros(3)
+    for path in paths[::step][:limit]:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ConfigError(f'unreadable frame {str(path)!r}')
+        sums += bgr[:, :, ::-1].reshape(-1, 3).mean(0) / 255.0
+    return tuple(round(float(value), 4) for value in sums / len(paths[::step][:limit]))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `llara_training small-model`."""
     parser.add_argument('--out', required=True, help='model directory to write (new or empty)')
@@ -131,6 +167,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--sincos-positions', action='store_true',
                         help='start the vision tower from 2D sin-cos patch positions (MAE) '
                         'instead of random ones: grounding is learnt sooner from scratch')
+    parser.add_argument('--frame-mean', default='',
+                        help="R,G,B in [0, 1]: normalize frames with this per-channel mean "
+                        "instead of CLIP's (e.g. the training frames' mean; the recipe's "
+                        'model.frame_mean: data computes it)')
     parser.add_argument('--vision-feature-layer', type=int, default=-2,
                         help='the vision tower layer LLaVA reads (vision_feature_layer): -2, '
                         "LLaVA's (the penultimate: a pretrained CLIP's last layer is shaped by "
@@ -153,7 +193,10 @@ def run(args: argparse.Namespace) -> int:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f'small-model --out {str(out)!r} exists and is not an empty '
                               'directory (nothing is overwritten)')
+        mean = parse_frame_mean(args.frame_mean) if args.frame_mean else ()
         model, processor = build_tiny_llava(spec)
+        if mean:
+            processor.image_processor.image_mean = list(mean)
         if args.squash:
             squash_frames(processor, spec.image_size_px)
         if args.sincos_positions:
@@ -165,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'small-model: {type(error).__name__}: {error}')
         return 2
     count = sum(parameter.numel() for parameter in model.parameters())
-    frames = (', squashed frames' if args.squash else '') + (
+    frames = (f', frame mean {args.frame_mean}' if args.frame_mean else '') + (
+        ', squashed frames' if args.squash else '') + (
         ', sin-cos positions' if args.sincos_positions else '')
     print(f'small-model: wrote {out} ({args.preset} preset'
           f'{" + overrides" if overrides else ""}{frames}): {count:,} parameters, '

@@ -27,7 +27,8 @@ CONFIG = {
     'episodes': {'tasks': [TASK], 'seeds': '0:3', 'renderer': 'tiny'},
     'convert': {'format': 'inBC', 'aux': 'B',
                 'aux_ratio': {'obj_det': 1, 'obj_loc': 1, 'act_pred': 0, 'fut_pred': 0}},
-    'model': {'preset': 'tiny', 'squash': True, 'sincos_positions': True},
+    'model': {'preset': 'tiny', 'squash': True, 'sincos_positions': True, 'frame_mean': 'data',
+              'vision_feature_layer': -1},
     'stages': [
         {'name': 'align', 'data': 'aux',
          'train': {'prompt_format': 'plain', 'max_steps': 2, 'per_device_batch_size': 4}},
@@ -155,6 +156,25 @@ def test_curve_arms_take_equal_steps_on_the_first_episodes_by_seed(done):
     assert (curve / 'aux_curve.md').read_text().count('\n| ') == 1 + len(rows)
 
 
+def test_the_model_normalizes_frames_with_the_training_frames_mean(done):
+    import cv2
+    import numpy as np
+
+    root, output, _ = done
+    frames = sorted((root / 'out' / 'data' / 'images').rglob('*.jpg'))
+    assert frames
+    # Independently: every pixel of every training camera frame, RGB in [0, 1].
+    pixels = np.concatenate([cv2.imread(str(f))[:, :, ::-1].reshape(-1, 3) for f in frames])
+    expected = pixels.mean(0) / 255.0
+    processor = json.loads((root / 'ship' / 'processor_config.json').read_text())
+    mean = processor.get('image_processor', processor)['image_mean']
+    assert np.allclose(mean, expected, atol=2e-3), (mean, expected)
+    assert not np.allclose(mean, [0.4815, 0.4578, 0.4082], atol=0.02)  # not CLIP's
+    config = json.loads((root / 'ship' / 'config.json').read_text())
+    assert config['vision_feature_layer'] == -1
+    assert 'training frames mean' in output
+
+
 def test_ship_copies_only_the_model_and_the_reports(done):
     root, output, _ = done
     ship = root / 'ship'
@@ -205,6 +225,8 @@ def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path
     ({'stages': [{'name': 'a', 'data': 'main',
                   'train': {'prompt_format': 'plain', 'max_steps': 2}}]}, 'plain'),
     ({'stages': [{'name': 'a', 'data': 'main', 'train': {}}]}, 'max_steps'),
+    ({'model': {'preset': 'tiny', 'frame_mean': 'imagenet'}}, 'frame_mean'),
+    ({'model': {'preset': 'tiny', 'vision_feature_layer': 0}}, 'vision_feature_layer'),
 ])
 def test_config_errors_name_the_key(change, named):
     with pytest.raises(ConfigError, match=named):

@@ -122,6 +122,42 @@ def _tensors(output):
     return _tensors(output.pooler_output)
 
 
+def test_frame_mean_makes_that_colour_zero_and_bad_values_are_refused(tmp_path, capsys):
+    out = tmp_path / 'model'
+    assert main(['small-model', '--out', str(out), '--preset', 'tiny', '--squash',
+                 '--frame-mean', '0.8,0.6,0.4']) == 0
+    processor = AutoProcessor.from_pretrained(out)
+    rgb = np.empty((32, 64, 3), np.uint8)
+    rgb[:] = (204, 153, 102)  # exactly 0.8, 0.6, 0.4
+    pixels = processor.image_processor(rgb, return_tensors='pt')['pixel_values'][0]
+    assert float(pixels.abs().max()) < 1e-5  # the mean colour normalizes to zero
+    for bad in ('0.8,0.6', '0.8,0.6,1.5', 'red'):
+        target = tmp_path / f'bad{len(bad)}'
+        assert main(['small-model', '--out', str(target), '--preset', 'tiny',
+                     '--frame-mean', bad]) == 2
+        assert 'frame mean must be three' in capsys.readouterr().out
+        assert not target.exists()
+
+
+def test_frames_mean_is_the_per_channel_mean_of_the_jpg_frames(tmp_path):
+    import cv2
+
+    from llara_training.small_model import frames_mean
+
+    colours = [(200, 100, 50), (100, 50, 250)]  # RGB of two uniform frames
+    for index, rgb in enumerate(colours):
+        folder = tmp_path / f'ep{index}' / 'rgb_front'
+        folder.mkdir(parents=True)
+        frame = np.empty((16, 32, 3), np.uint8)
+        frame[:] = rgb[::-1]  # OpenCV writes BGR
+        cv2.imwrite(str(folder / '0.jpg'), frame)
+        cv2.imwrite(str(folder / 'crop.png'), np.zeros((8, 8, 3), np.uint8))  # not a frame
+    expected = np.mean(colours, axis=0) / 255.0
+    assert np.allclose(frames_mean(tmp_path), expected, atol=3 / 255)
+    with pytest.raises(ConfigError, match='no camera frames'):
+        frames_mean(tmp_path / 'ep0' / 'nothing')
+
+
 @pytest.mark.parametrize('layer', ['0', '-4', '3'])
 def test_vision_feature_layer_out_of_range_is_refused(tmp_path, capsys, layer):
     out = tmp_path / 'model'
