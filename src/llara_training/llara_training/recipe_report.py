@@ -47,23 +47,34 @@ def machine(results: list[dict], jobs: int, device: str) -> dict:
 
 
 def write_run_summary(plan: RunPlan, result: dict, phases: dict, host: dict) -> Path:
-    """Write DIR/<run>/recipe_summary.json; return its path."""
+    """Write DIR/<run>/recipe_summary.json; return its path.
+
+    A rerun (e.g. only to --ship) skips what is done: its parts keep the seconds the summary of
+    the invocation that ran them recorded, so the summary always says what the run cost.
+    """
+    path = plan.directory / SUMMARY_JSON
+    earlier = json.loads(path.read_text()).get('seconds', {}) if path.is_file() else {}
     summary = {'run': plan.name, 'arm': plan.arm, 'episodes_per_task': plan.episodes_per_task,
                'train_episodes': len(plan.episode_ids),
                'steps': sum(stage.train.max_steps for stage in plan.stages),
                'samples': sum(stage.samples for stage in plan.stages),
                'stages': result['stages'], 'eval': result['eval'],
-               'seconds': {'phases': phases, **run_seconds(result)}, 'machine': host}
-    path = plan.directory / SUMMARY_JSON
+               'seconds': {'phases': phases, **run_seconds(result, earlier)}, 'machine': host}
     path.write_text(json.dumps(summary, indent=1) + '\n')
     return path
 
 
-def run_seconds(result: dict) -> dict:
-    """Return this invocation's seconds per stage and of the evaluation (skipped: 0)."""
-    seconds = {stage['name']: 0.0 if stage['skipped'] else stage['seconds']
-               for stage in result['stages']}
-    return {'stages': seconds, 'eval': result['eval']['seconds']}
+def run_seconds(result: dict, earlier: dict) -> dict:
+    """Seconds per stage and of the evaluation.
+
+    This invocation's, or for a part it skipped the seconds `earlier` (a previous summary's
+    'seconds') recorded (0 when none).
+    """
+    seconds = {stage['name']: earlier.get('stages', {}).get(stage['name'], 0.0)
+               if stage['skipped'] else stage['seconds'] for stage in result['stages']}
+    evaluated = earlier.get('eval', 0.0) if result['eval'].get('skipped') else \
+        result['eval']['seconds']
+    return {'stages': seconds, 'eval': evaluated}
 
 
 def success(result: dict, level: str, task: str) -> tuple[int, int]:

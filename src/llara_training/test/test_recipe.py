@@ -192,6 +192,9 @@ def test_a_rerun_skips_what_is_done_and_ship_refuses_weights_over_the_budget(don
     root, _, first_seconds = done
     weights = root / 'out' / 'run' / 'tune' / 'model.safetensors'
     before = weights.stat().st_mtime_ns
+    summary = root / 'out' / 'run' / 'recipe_summary.json'
+    first = json.loads(summary.read_text())['seconds']
+    assert first['eval'] > 0 and all(value > 0 for value in first['stages'].values())
     status, output, seconds = recipe('--config', str(root / 'tiny_recipe.yaml'), '--out',
                                      str(root / 'out'), '--curve', '--ship',
                                      str(root / 'ship2'), '--ship-limit-mb', '0.01')
@@ -205,6 +208,9 @@ def test_a_rerun_skips_what_is_done_and_ship_refuses_weights_over_the_budget(don
             assert f'{run}: {stage}: final weights exist' in output and 'skipped' in output
         assert f'{run}: eval: ' in output and 'holds every episode: skipped' in output
     assert 'training 2 steps' not in output and seconds < first_seconds
+    # The rerun skipped everything: the summary still says what training and evaluation cost.
+    again = json.loads(summary.read_text())['seconds']
+    assert again['eval'] == first['eval'] and again['stages'] == first['stages']
 
 
 def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path):
