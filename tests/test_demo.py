@@ -154,6 +154,22 @@ def test_a_missing_policy_folder_is_named_and_nothing_runs(tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize(('seed', 'episodes', 'ok'), [
+    (0, 10, True), (999_990, 10, True), (999_991, 10, False), (1_000_000, 1, False)])
+def test_seed_and_episodes_must_stay_in_the_test_seeds(capsys, seed, episodes, ok):
+    # --seed is an offset from the first test seed, 1,000,000 (VIMA-Bench's test seeds are
+    # 1,000,000..1,999,999): the last episode's seed must stay below 2,000,000.
+    argv = ['--seed', str(seed), '--episodes', str(episodes)]
+    if ok:
+        assert parse_args(argv).seed == seed
+        return
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert f'{1_000_000 + seed + episodes - 1:,}' in message and '1,999,999' in message
+
+
 def test_the_missing_shipped_policy_error_points_to_the_recipe(tmp_path):
     shipped = tmp_path / 'models' / 'demo_policy'
     with pytest.raises(DemoError) as raised:

@@ -31,6 +31,7 @@ from llara_bringup.demo_outputs import (
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
 from llara_bringup.launch import child_setup, libc_prctl
+from llara_policy.sim.episode import SEED_RANGES, Split
 from llara_policy.task_loop import LLARA_MAX_STEPS
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
@@ -208,7 +209,15 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='sim camera renderer (default tiny: CPU)')
     parser.add_argument('--no-oracle', dest='oracle', action='store_false',
                         help='skip the oracle run')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    last = TEST_SEED_BASE + args.seed + args.episodes - 1
+    if last not in SEED_RANGES[Split.TEST]:
+        # --seed is an offset into the test seeds: e.g. --seed 1000000 would ask for 2000000.
+        parser.error(f'--seed {args.seed} with --episodes {args.episodes} reaches test seed '
+                     f'{last:,}; test seeds are {SEED_RANGES[Split.TEST].start:,}..'
+                     f'{SEED_RANGES[Split.TEST].stop - 1:,} (--seed is an offset from '
+                     f'{TEST_SEED_BASE:,})')
+    return args
 
 
 def _terminate(signum, frame) -> None:
