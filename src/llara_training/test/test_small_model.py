@@ -206,8 +206,11 @@ def test_demo_recipes_are_valid_from_scratch_cpu_configs(name):
     for config in configs:
         # From random weights the vision tower must learn too: frozen it would stay noise.
         assert config.mode == 'full' and not config.freeze_vision_tower
-        assert config.device == 'cpu' and config.cpu_threads == 1 and not config.bf16
+        # Our machines: 2 cores, no GPU.
+        assert config.device == 'cpu' and 1 <= config.cpu_threads <= 2 and not config.bf16
         assert config.max_steps > 0 and not config.pad_to_square  # squashed frames
     # LLaVA's two stages: localization alignment in 'plain', then the served format.
     assert [c.prompt_format for c in configs] == ['plain', 'vicuna_v1']
-    assert [stage.data for stage in recipe.stages] == ['aux', 'mixture']
+    # Stage 1 on localization data (aux, or the mixture that holds it); then LLaRA's mixture.
+    assert recipe.stages[0].data in ('aux', 'mixture') and recipe.stages[1].data == 'mixture'
+    assert recipe.convert.aux_ratio['obj_det'] > 0 and recipe.convert.aux_ratio['obj_loc'] > 0
