@@ -285,3 +285,15 @@ def test_debug_image_draws_points_arrow_and_text_on_an_enlarged_copy():
     colours = {tuple(c) for c in image.reshape(-1, 3)}
     assert PICK_RGB in colours and PLACE_RGB in colours
     assert image[:20].any() and image[-20:].any()  # instruction on top, latency at the bottom
+
+
+def test_debug_image_text_sits_on_a_darkened_box():
+    frame = np.full((128, 256, 3), 200, np.uint8)  # a light, uniform table
+    image = draw_plan(frame, [], 'put the <p>red block</p> into the <p>bowl</p>', 0.25)
+    band = image[4:20, 4:200]  # the instruction's line
+    dark = (band <= 200 * 0.3 + 1).all(axis=-1)
+    white = (band >= 230).all(axis=-1)
+    # Behind the letters the table is darkened (not only a thin outline round each stroke);
+    # the strokes themselves stay white, and the phrase tags are not drawn.
+    assert dark.mean() > 0.5 and white.any()
+    assert (image[40:100] == 200).all()  # nothing drawn away from the text

@@ -28,8 +28,17 @@ def _pixel(x_norm: float, y_norm: float, width: int, height: int) -> tuple[int, 
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
-    """White text on a dark outline, readable on any background."""
-    cv2.putText(image, text, origin, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    """White text on a darkened box, readable on any background.
+
+    A box rather than a black outline: at small scales an outline as thick as the strokes
+    swallows them and the text looks doubled (and a GIF's palette makes it worse).
+    """
+    (width, height), baseline = cv2.getTextSize(text, _FONT, scale, 1)
+    x, y = origin
+    top, bottom = max(y - height - 3, 0), min(y + baseline + 1, image.shape[0])
+    left, right = max(x - 2, 0), min(x + width + 2, image.shape[1])
+    box = image[top:bottom, left:right]
+    box[:] = (box * 0.3).astype(np.uint8)
     cv2.putText(image, text, origin, _FONT, scale, TEXT_RGB, 1, cv2.LINE_AA)
 
 
