@@ -147,14 +147,14 @@ def frames_mean(folder: Path, limit: int = 500) -> tuple[float, float, float]:
     paths = sorted(Path(folder).rglob('*.jpg'))
     if not paths:
         raise ConfigError(f'no camera frames (*.jpg) under {str(folder)!r} to take a mean of')
-    step = max(1, len(paths) // limit)
+    chosen = paths[::max(1, len(paths) // limit)][:limit]
     sums = np.zeros(3)
-    for path in paths[::step][:limit]:
+    for path in chosen:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ConfigError(f'unreadable frame {str(path)!r}')
         sums += bgr[:, :, ::-1].reshape(-1, 3).mean(0) / 255.0
-    return tuple(round(float(value), 4) for value in sums / len(paths[::step][:limit]))
+    return tuple(round(float(value), 4) for value in sums / len(chosen))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
