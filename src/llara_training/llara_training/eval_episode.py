@@ -12,7 +12,9 @@ Nothing is hidden in the result: an answer that gives no step is a parse failure
 reason) and, LLaRA's default, a random action from the env's action box with no rotation runs
 in its place (`on_parse_failure='random'`; 'stop' ends the episode instead); a step the sim's
 safety envelope rejects (UnsafeTargetError, no motion) uses the iteration and is recorded as
-rejected. The entry has LLaRA's fields plus ours (`actions`, `parse_failures`, ...).
+rejected. The entry has LLaRA's fields plus ours (`actions`, `parse_failures`, ...). Each
+model step's record says what its pick and place land on in the frame the answer was made on
+(`eval_grounding`; a random fallback says 'random'), and `grounding` names the task's targets.
 """
 from dataclasses import replace
 import random
@@ -34,6 +36,13 @@ from llara_policy.types import ActionStep, Effector, ImagePoint, Observation
 from llara_policy.workspace import Workspace, check_table_action
 from llara_training.eval_agents import env_label_mapping, env_workspace
 from llara_training.eval_config import LEVEL_OF, EvalConfig
+from llara_training.eval_grounding import (
+    GroundingScene,
+    episode_fields,
+    grounding_scene,
+    random_fields,
+    step_fields,
+)
 from llara_training.eval_prompts import TurnWriter, task_text
 
 RANDOM_ACTION_DRAWS = 100  # draws for a random action inside the workspace before giving up
@@ -70,7 +79,8 @@ class _Episode:
                  seed: int):
         self.config, self.env, self.agent = config, env, agent
         self.action_rng = np.random.default_rng(seed)
-        self.queue: list[tuple[ActionStep, int]] = []  # parsed steps and their query index
+        # Parsed steps, their query index and the frame (segmentation) the answer was made on.
+        self.queue: list[tuple[ActionStep, int, GroundingScene]] = []
         self.executed: list[ActionStep] = []
         self.result = None
         self.entry = {
@@ -80,10 +90,10 @@ class _Episode:
             'env': config.env, 'task_text': '', 'description_queries': [], 'notes': [],
             'actions': [], 'parse_failures': [], 'answer_issues': [], 'queries': 0,
             'random_actions': 0, 'rejected_actions': 0, 'stopped': '', 'model_seconds': 0.0,
-            'seconds': 0.0}
+            'seconds': 0.0, 'grounding': {}}
 
-    def query(self, observation: Observation, writer: TurnWriter) -> None:
-        """Ask the agent once; queue its steps (only the first with `s`)."""
+    def query(self, observation: Observation, writer: TurnWriter, segm) -> None:
+        """Ask the agent once; queue its steps (only the first with `s`) with the frame."""
         shown = len(self.executed) if self.config.prompt_mode.history else 0
         turn = writer.turn(self.executed)
         reply = self.agent.act(observation, turn, tuple(self.executed), shown + 1)
@@ -96,19 +106,22 @@ class _Episode:
         if reply.failure:
             self.entry['parse_failures'].append({'query': index, 'reason': reply.failure})
         steps = reply.steps[:1] if self.config.prompt_mode.single_step else reply.steps
-        self.queue.extend((step, index) for step in steps)
+        scene = grounding_scene(self.env, segm)
+        self.queue.extend((step, index, scene) for step in steps)
 
     def act(self, iteration: int, effector: Effector) -> bool:
         """Run the next queued step (or the fallback); False when the episode must stop."""
         record = {'iteration': iteration, 'source': 'model', 'query': -1, 'step_text': '',
                   'executed': False, 'rejected': '', 'history_text': ''}
         if self.queue:
-            step, record['query'] = self.queue.pop(0)
+            step, record['query'], scene = self.queue.pop(0)
             record['step_text'] = prompting.format_step(step, self._spacing())
+            record.update(step_fields(scene, step))
         elif self.config.on_parse_failure == 'random':
             # executed_step reads only the effector and number of a random action's step.
             step = ActionStep(ImagePoint(0.0, 0.0), ImagePoint(0.0, 0.0), 0, effector=effector)
             record['source'] = 'random'
+            record.update(random_fields())
             self.entry['random_actions'] += 1
         else:
             self.entry['stopped'] = f'iteration {iteration}: the answer gave no step'
@@ -163,6 +176,7 @@ def run_episode(config: EvalConfig, env, agent, partition: Partition, task: str,
     agent.start_episode(env)
     info = env.info
     entry['prompt'] = info.prompt.template
+    entry['grounding'] = episode_fields(info)
     rng = random.Random(seed)  # user prompts and `d` questions, per episode as LLaRA's random
     text = task_text(info.prompt, config.prompt_mode.descriptions, describe=agent.describe,
                      rng=rng, detector=detector, threshold=config.detector_threshold)
@@ -176,7 +190,7 @@ def run_episode(config: EvalConfig, env, agent, partition: Partition, task: str,
     for iteration in range(1, config.max_steps + 1):
         observation = Observation(obs.rgb, obs.effector)
         if not episode.queue:
-            episode.query(observation, writer)
+            episode.query(observation, writer, obs.segm)
         entry['step'] = iteration
         keep_going = episode.act(iteration, obs.effector)
         if episode.result is not None:
