@@ -5,7 +5,9 @@
 (atomically) after every episode, so a killed run resumes by skipping the tids it holds, as
 LLaRA's eval does. A file is resumed only by a run with the same protocol
 (`eval_config.PROTOCOL_KEYS`); the episode count, tasks, partitions and workers may change.
-`results.md` and `success.png` summarise every entry in the file per task and partition.
+`results.md` and `success.png` summarise every entry in the file per task and partition;
+results.md's second table says what the executed model steps' picks and places land on
+(`eval_grounding`); entries written before those fields existed count as not recorded.
 """
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,14 @@ from pathlib import Path
 
 from llara_policy.errors import ConfigError
 from llara_training.eval_config import LEVEL_OF, LEVELS, PROTOCOL_KEYS, rate_text
+from llara_training.eval_grounding import (
+    NONE,
+    OTHER,
+    TARGET,
+    UNKNOWN,
+    GroundingCounts,
+    count_grounding,
+)
 
 RESULTS_JSON = 'results.json'
 RESULTS_MD = 'results.md'
@@ -76,7 +86,10 @@ def _check_protocol(path: Path, saved: dict, current: dict) -> None:
 
 @dataclass(frozen=True)
 class Row:
-    """Aggregates of one task in one partition, or of a whole partition (task 'all')."""
+    """Aggregates of one task in one partition, or of a whole partition (task 'all').
+
+    `grounding`: what its executed model steps' picks and places land on.
+    """
 
     level: str
     task: str
@@ -86,6 +99,7 @@ class Row:
     parse_failures: int
     random_actions: int
     rejected_actions: int
+    grounding: GroundingCounts
 
     @property
     def rate_pct(self) -> float:
@@ -98,7 +112,7 @@ def _row(level: str, task: str, entries: Sequence[dict]) -> Row:
                sum(len(e['lm_answer_hist']) for e in entries),
                sum(len(e.get('parse_failures', ())) for e in entries),
                sum(e.get('random_actions', 0) for e in entries),
-               sum(e.get('rejected_actions', 0) for e in entries))
+               sum(e.get('rejected_actions', 0) for e in entries), count_grounding(entries))
 
 
 def aggregate(entries: Iterable[dict]) -> tuple[list[Row], list[Row]]:
@@ -143,7 +157,42 @@ def markdown(task_rows: Sequence[Row], partition_rows: Sequence[Row], global_arg
         successes = sum(r.successes for r in partition_rows)
         episodes = sum(r.episodes for r in partition_rows)
         lines += ['', f'All episodes: {rate_text(successes, episodes)}.']
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(lines + grounding_markdown([*task_rows, *partition_rows])) + '\n'
+
+
+def grounding_markdown(rows: Sequence[Row]) -> list[str]:
+    """Write the grounding table: per row, where executed model steps' picks and places land."""
+    lines = ['', '## Grounding: what the model steps pick and place on', '',
+             'Per executed model step, the object under its pick point and under its place '
+             "point (or within the place object's outline) in the frame the answer was made on. "
+             'Pick target: the object the task moves; place target: the base it names (rotate '
+             'and rearrange have none). Other: another object; nothing: the table. Unknown: '
+             'the env gives no task roles (VIMA-Bench). Random fallback actions and rejected '
+             'steps are not counted (rejected ones are recorded in results.json); not recorded: '
+             'executed model steps of results written before these fields existed.', '',
+             '| partition | task | model steps | picks on target | picks on other | '
+             'picks on nothing | places on target base | places on other | places on nothing '
+             '| unknown (picks / places) | not recorded | rejected |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for row in rows:
+        counts = row.grounding
+        task = '**all**' if row.task == 'all' else row.task
+        cells = [_grounding_cell(counts, 'pick', relation) for relation in (TARGET, OTHER, NONE)]
+        cells += [_grounding_cell(counts, 'place', relation)
+                  for relation in (TARGET, OTHER, NONE)]
+        unknown = f'{counts.picks[UNKNOWN]} / {counts.places[UNKNOWN]}'
+        lines.append(f'| {row.level} | {task} | {counts.model_steps} | {" | ".join(cells)} | '
+                     f'{unknown} | {counts.not_recorded} | {counts.rejected} |')
+    return lines
+
+
+def _grounding_cell(counts: GroundingCounts, side: str, relation: str) -> str:
+    if counts.model_steps == 0:
+        return 'not recorded' if counts.not_recorded else '-'
+    if side == 'place' and relation == TARGET and not counts.place_target:
+        return 'no base'
+    count = (counts.picks if side == 'pick' else counts.places)[relation]
+    return rate_text(count, counts.model_steps)
 
 
 def bar_chart(task_rows: Sequence[Row], path: Path, title: str) -> Path:
