@@ -3,10 +3,12 @@
 `DIR/<run>/recipe_summary.json`: the run's stages (steps, samples, seconds, losses; skipped ones
 keep the seconds they took), its evaluation per task and partition, the shared phases' seconds
 and the machine. `DIR/curve/aux_curve.{csv,png,md}`: success on visual_manipulation L1 of the
-aux and noaux arms per training-set size (the csv's first columns are the ones the demo's
-`demo_media.read_aux_curve` reads). `ship` copies the final model (weights, config,
-tokenizer, processor, chat template, training_config.yaml: no checkpoints or optimizer states)
-and the reports into a policy folder, within a weight budget.
+aux and noaux arms per training-set size, and how often the executed model steps picked the
+object the prompt names (`eval_grounding`: a grounding signal where success is ~0) (the csv's
+first columns are the ones the demo's `demo_media.read_aux_curve` reads; new columns go last).
+`ship` copies the final model (weights, config, tokenizer, processor, chat template,
+training_config.yaml: no checkpoints or optimizer states) and the reports into a policy folder,
+within a weight budget.
 """
 import csv
 import json
@@ -23,7 +25,7 @@ RECIPE_CONFIG = 'recipe_config.yaml'
 # samples its optimiser saw (steps x batch, equal for both arms) are samples_seen.
 CURVE_COLUMNS = ('samples', 'aux', 'success', 'episodes', 'train_episodes_per_task',
                  'train_episodes', 'steps', 'samples_seen', 'success_all_tasks',
-                 'episodes_all_tasks')
+                 'episodes_all_tasks', 'picks_on_target', 'model_steps')
 CURVE_FILES = ('aux_curve.csv', 'aux_curve.png', 'aux_curve.md')
 EVAL_FILES = ('results.json', 'results.md', 'success.png', 'errors.json')
 SHIP_LIMIT_MB = 25.0  # the demo policy's checkpoint budget
@@ -84,6 +86,16 @@ def success(result: dict, level: str, task: str) -> tuple[int, int]:
     return (row['successes'], row['episodes']) if row else (0, 0)
 
 
+def picks_on_target(result: dict, level: str, task: str) -> tuple[int, int]:
+    """Return (picks on the task's target, executed model steps) of a task in a partition.
+
+    (0, 0) when the evaluation recorded none (e.g. a summary from before grounding existed).
+    """
+    row = next((r for r in result['eval']['tasks']
+                if r['partition'] == level and r['task'] == task), {})
+    return row.get('picks_on_target', 0), row.get('model_steps', 0)
+
+
 def summary_text(plans: list[RunPlan], results: list[dict], phases: dict, host: dict,
                  total_seconds: float) -> str:
     """Write the final summary: machine, phase times, per run its times and successes."""
@@ -126,18 +138,20 @@ def curve_rows(plans: list[RunPlan], results: list[dict]) -> list[dict]:
             continue
         successes, episodes = success(result, level, CURVE_TASK)
         all_successes, all_episodes = success(result, level, 'all')
+        picks, model_steps = picks_on_target(result, level, CURVE_TASK)
         rows.append({'samples': len(plan.episode_ids),
                      'aux': 'true' if plan.arm == 'aux' else 'false', 'success': successes,
                      'episodes': episodes, 'train_episodes_per_task': plan.episodes_per_task,
                      'train_episodes': len(plan.episode_ids),
                      'steps': sum(s.train.max_steps for s in plan.stages),
                      'samples_seen': sum(s.samples for s in plan.stages),
-                     'success_all_tasks': all_successes, 'episodes_all_tasks': all_episodes})
+                     'success_all_tasks': all_successes, 'episodes_all_tasks': all_episodes,
+                     'picks_on_target': picks, 'model_steps': model_steps})
     return rows
 
 
 def write_curve(directory: Path, rows: list[dict]) -> list[Path]:
-    """Write aux_curve.csv, .png (success vs training episodes, a line per arm) and .md."""
+    """Write aux_curve.csv, .png (success and picks on target vs training episodes) and .md."""
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, png_path, md_path = (directory / name for name in CURVE_FILES)
     with open(csv_path, 'w', newline='') as handle:
@@ -148,14 +162,15 @@ def write_curve(directory: Path, rows: list[dict]) -> list[Path]:
     lines = ['# Success with and without auxiliary data', '',
              f'{CURVE_TASK} {CURVE_PARTITION} (L1); the same test seeds for every point. '
              'Both arms take the same optimiser steps; noaux trains on the main (inBC) set '
-             'alone.', '',
+             'alone. Picks on the named object: executed model steps whose pick point lands '
+             'on the object the prompt names (results.md, grounding table).', '',
              '| episodes per task | training episodes | arm | steps | samples seen | success | '
-             'all L1 tasks |', '|---|---|---|---|---|---|---|']
+             'all L1 tasks | picks on the named object |', '|---|---|---|---|---|---|---|---|']
     for row in rows:
         arm = 'aux' if row['aux'] == 'true' else 'noaux'
         lines.append(f"| {row['train_episodes_per_task']} | {row['train_episodes']} | {arm} | "
                      f"{row['steps']} | {row['samples_seen']} | {_rate(row, '')} | "
-                     f"{_rate(row, '_all_tasks')} |")
+                     f"{_rate(row, '_all_tasks')} | {_picks_text(row)} |")
     md_path.write_text('\n'.join(lines) + '\n')
     return [csv_path, png_path, md_path]
 
@@ -166,26 +181,43 @@ def _rate(row: dict, suffix: str) -> str:
     return rate_text(row[f'success{suffix}'], row[f'episodes{suffix}'])
 
 
+def _picks_text(row: dict) -> str:
+    from llara_training.eval_config import rate_text
+
+    if not row.get('model_steps'):
+        return 'no model step recorded'
+    return rate_text(row['picks_on_target'], row['model_steps'])
+
+
+def _percent(count, total) -> float:
+    return 100.0 * count / total if total else float('nan')
+
+
 def _plot_curve(rows: list[dict], path: Path) -> None:
+    """Two panels on the same x axis: success (left), picks on the named object (right)."""
     import matplotlib
 
     matplotlib.use('Agg')  # files only, no display
     from matplotlib import pyplot
 
-    figure, axis = pyplot.subplots(figsize=(6, 4), dpi=100)
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100, sharex=True)
     for aux, label, colour in (('true', 'with aux', 'tab:green'),
                                ('false', 'without aux', 'tab:orange')):
         line = sorted((r for r in rows if r['aux'] == aux),
                       key=lambda r: r['train_episodes_per_task'])
-        axis.plot([r['train_episodes_per_task'] for r in line],
-                  [100.0 * r['success'] / r['episodes'] if r['episodes'] else float('nan')
-                   for r in line], marker='o', color=colour, label=label)
-    axis.set_xlabel('training episodes per task')
-    axis.set_ylabel(f'success on {CURVE_TASK} L1 (%)')
-    axis.set_ylim(-5, 105)
-    axis.set_title('LLaRA recipe: auxiliary data vs none (same optimiser steps)')
-    axis.grid(alpha=0.3)
-    axis.legend()
+        xs = [r['train_episodes_per_task'] for r in line]
+        left.plot(xs, [_percent(r['success'], r['episodes']) for r in line], marker='o',
+                  color=colour, label=label)
+        right.plot(xs, [_percent(r.get('picks_on_target', 0), r.get('model_steps', 0))
+                        for r in line], marker='o', color=colour, label=label)
+    left.set_ylabel(f'success on {CURVE_TASK} L1 (%)')
+    right.set_ylabel('picks on the named object (% of model steps)')
+    for axis in (left, right):
+        axis.set_xlabel('training episodes per task')
+        axis.set_ylim(-5, 105)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle('LLaRA recipe: auxiliary data vs none (same optimiser steps)')
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)

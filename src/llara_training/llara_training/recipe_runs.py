@@ -363,15 +363,17 @@ def _eval_config(plan: RunPlan, partitions, tasks):
 
 
 def eval_rows(eval_dir: Path) -> dict:
-    """Successes per (partition, task) and per partition from an evaluation's results.json."""
+    """Successes (and model steps, picks on target) per (partition, task) and partition."""
+    from llara_training.eval_grounding import TARGET
     from llara_training.eval_report import GLOBAL, aggregate
 
     data = json.loads((Path(eval_dir) / 'results.json').read_text())
     task_rows, partition_rows = aggregate(v for k, v in data.items() if k != GLOBAL)
 
-    def plain(row):
+    def plain(row):  # with the executed model steps whose pick landed on the task's target
         return {'partition': row.level, 'task': row.task, 'successes': row.successes,
-                'episodes': row.episodes}
+                'episodes': row.episodes, 'model_steps': row.grounding.model_steps,
+                'picks_on_target': row.grounding.picks[TARGET]}
 
     return {'tasks': [plain(r) for r in task_rows],
             'partitions': [plain(r) for r in partition_rows]}
