@@ -1,7 +1,8 @@
 """The recipe's aux_curve.csv stays readable by the demo: with or without the grounding columns.
 
-`recipe_report.write_curve` appends 'picks_on_target' and 'model_steps' after the columns
-`demo_media.read_aux_curve` reads; a csv written before them (the shipped curves) still reads.
+`recipe_report.write_curve` appends 'picks_on_target', 'model_steps' and 'places_on_target'
+after the columns `demo_media.read_aux_curve` reads; a csv written before them (the shipped
+curves) still reads.
 """
 import csv
 
@@ -17,7 +18,8 @@ def curve_row(samples: int, aux: bool, success: int, picks: int) -> dict:
     return {'samples': samples, 'aux': 'true' if aux else 'false', 'success': success,
             'episodes': 30, 'train_episodes_per_task': samples // 2, 'train_episodes': samples,
             'steps': 100, 'samples_seen': 800, 'success_all_tasks': success,
-            'episodes_all_tasks': 60, 'picks_on_target': picks, 'model_steps': 90}
+            'episodes_all_tasks': 60, 'picks_on_target': picks, 'model_steps': 90,
+            'places_on_target': 30}
 
 
 def test_a_new_curve_with_picks_on_target_reads(tmp_path):

@@ -25,7 +25,7 @@ RECIPE_CONFIG = 'recipe_config.yaml'
 # samples its optimiser saw (steps x batch, equal for both arms) are samples_seen.
 CURVE_COLUMNS = ('samples', 'aux', 'success', 'episodes', 'train_episodes_per_task',
                  'train_episodes', 'steps', 'samples_seen', 'success_all_tasks',
-                 'episodes_all_tasks', 'picks_on_target', 'model_steps')
+                 'episodes_all_tasks', 'picks_on_target', 'model_steps', 'places_on_target')
 CURVE_FILES = ('aux_curve.csv', 'aux_curve.png', 'aux_curve.md')
 EVAL_FILES = ('results.json', 'results.md', 'success.png', 'errors.json')
 SHIP_LIMIT_MB = 25.0  # the demo policy's checkpoint budget
@@ -86,14 +86,15 @@ def success(result: dict, level: str, task: str) -> tuple[int, int]:
     return (row['successes'], row['episodes']) if row else (0, 0)
 
 
-def picks_on_target(result: dict, level: str, task: str) -> tuple[int, int]:
-    """Return (picks on the task's target, executed model steps) of a task in a partition.
+def on_target(result: dict, level: str, task: str) -> tuple[int, int, int]:
+    """Return (picks on the task's target, places on its base, executed model steps).
 
-    (0, 0) when the evaluation recorded none (e.g. a summary from before grounding existed).
+    (0, 0, 0) when the evaluation recorded none (e.g. a summary from before grounding existed).
     """
     row = next((r for r in result['eval']['tasks']
                 if r['partition'] == level and r['task'] == task), {})
-    return row.get('picks_on_target', 0), row.get('model_steps', 0)
+    return (row.get('picks_on_target', 0), row.get('places_on_target', 0),
+            row.get('model_steps', 0))
 
 
 def summary_text(plans: list[RunPlan], results: list[dict], phases: dict, host: dict,
@@ -138,7 +139,7 @@ def curve_rows(plans: list[RunPlan], results: list[dict]) -> list[dict]:
             continue
         successes, episodes = success(result, level, CURVE_TASK)
         all_successes, all_episodes = success(result, level, 'all')
-        picks, model_steps = picks_on_target(result, level, CURVE_TASK)
+        picks, places, model_steps = on_target(result, level, CURVE_TASK)
         rows.append({'samples': len(plan.episode_ids),
                      'aux': 'true' if plan.arm == 'aux' else 'false', 'success': successes,
                      'episodes': episodes, 'train_episodes_per_task': plan.episodes_per_task,
@@ -146,7 +147,8 @@ def curve_rows(plans: list[RunPlan], results: list[dict]) -> list[dict]:
                      'steps': sum(s.train.max_steps for s in plan.stages),
                      'samples_seen': sum(s.samples for s in plan.stages),
                      'success_all_tasks': all_successes, 'episodes_all_tasks': all_episodes,
-                     'picks_on_target': picks, 'model_steps': model_steps})
+                     'picks_on_target': picks, 'model_steps': model_steps,
+                     'places_on_target': places})
     return rows
 
 
@@ -162,15 +164,18 @@ def write_curve(directory: Path, rows: list[dict]) -> list[Path]:
     lines = ['# Success with and without auxiliary data', '',
              f'{CURVE_TASK} {CURVE_PARTITION} (L1); the same test seeds for every point. '
              'Both arms take the same optimiser steps; noaux trains on the main (inBC) set '
-             'alone. Picks on the named object: executed model steps whose pick point lands '
-             'on the object the prompt names (results.md, grounding table).', '',
+             'alone. Picks on the named object / places on the named base: executed model '
+             'steps whose pick point lands on the object the prompt names / whose place point '
+             'lands on the base it names (results.md, grounding table).', '',
              '| episodes per task | training episodes | arm | steps | samples seen | success | '
-             'all L1 tasks | picks on the named object |', '|---|---|---|---|---|---|---|---|']
+             'all L1 tasks | picks on the named object | places on the named base |',
+             '|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         arm = 'aux' if row['aux'] == 'true' else 'noaux'
         lines.append(f"| {row['train_episodes_per_task']} | {row['train_episodes']} | {arm} | "
                      f"{row['steps']} | {row['samples_seen']} | {_rate(row, '')} | "
-                     f"{_rate(row, '_all_tasks')} | {_picks_text(row)} |")
+                     f"{_rate(row, '_all_tasks')} | {_grounding_text(row, 'picks')} | "
+                     f"{_grounding_text(row, 'places')} |")
     md_path.write_text('\n'.join(lines) + '\n')
     return [csv_path, png_path, md_path]
 
@@ -181,12 +186,12 @@ def _rate(row: dict, suffix: str) -> str:
     return rate_text(row[f'success{suffix}'], row[f'episodes{suffix}'])
 
 
-def _picks_text(row: dict) -> str:
+def _grounding_text(row: dict, side: str) -> str:
     from llara_training.eval_config import rate_text
 
     if not row.get('model_steps'):
         return 'no model step recorded'
-    return rate_text(row['picks_on_target'], row['model_steps'])
+    return rate_text(row.get(f'{side}_on_target', 0), row['model_steps'])
 
 
 def _percent(count, total) -> float:
@@ -194,7 +199,7 @@ def _percent(count, total) -> float:
 
 
 def _plot_curve(rows: list[dict], path: Path) -> None:
-    """Two panels on the same x axis: success (left), picks on the named object (right)."""
+    """Two panels, same x axis: success (left); picks on the named object, places on the base."""
     import matplotlib
 
     matplotlib.use('Agg')  # files only, no display
@@ -208,10 +213,13 @@ def _plot_curve(rows: list[dict], path: Path) -> None:
         xs = [r['train_episodes_per_task'] for r in line]
         left.plot(xs, [_percent(r['success'], r['episodes']) for r in line], marker='o',
                   color=colour, label=label)
-        right.plot(xs, [_percent(r.get('picks_on_target', 0), r.get('model_steps', 0))
-                        for r in line], marker='o', color=colour, label=label)
+        for side, style, what in (('picks', '-', 'picks on object'),
+                                  ('places', '--', 'places on base')):
+            right.plot(xs, [_percent(r.get(f'{side}_on_target', 0), r.get('model_steps', 0))
+                            for r in line], marker='o', linestyle=style, color=colour,
+                       label=f'{label}: {what}')
     left.set_ylabel(f'success on {CURVE_TASK} L1 (%)')
-    right.set_ylabel('picks on the named object (% of model steps)')
+    right.set_ylabel('model steps on the named object / base (%)')
     for axis in (left, right):
         axis.set_xlabel('training episodes per task')
         axis.set_ylim(-5, 105)

@@ -363,7 +363,7 @@ def _eval_config(plan: RunPlan, partitions, tasks):
 
 
 def eval_rows(eval_dir: Path) -> dict:
-    """Successes (and model steps, picks on target) per (partition, task) and partition."""
+    """Successes (and model steps, picks and places on target) per (partition, task), partition."""
     from llara_training.eval_grounding import TARGET
     from llara_training.eval_report import GLOBAL, aggregate
 
@@ -373,7 +373,8 @@ def eval_rows(eval_dir: Path) -> dict:
     def plain(row):  # with the executed model steps whose pick landed on the task's target
         return {'partition': row.level, 'task': row.task, 'successes': row.successes,
                 'episodes': row.episodes, 'model_steps': row.grounding.model_steps,
-                'picks_on_target': row.grounding.picks[TARGET]}
+                'picks_on_target': row.grounding.picks[TARGET],
+                'places_on_target': row.grounding.places[TARGET]}
 
     return {'tasks': [plain(r) for r in task_rows],
             'partitions': [plain(r) for r in partition_rows]}

@@ -264,16 +264,18 @@ def test_the_curve_adds_picks_on_the_named_object_and_a_second_panel(tmp_path):
                                      stages=(stage,)))
         results.append({'eval': eval_rows(run / 'eval')})
     rows = curve_rows(plans, results)
-    assert [(r['picks_on_target'], r['model_steps']) for r in rows] == [(2, 4), (0, 0)]
+    assert [(r['picks_on_target'], r['places_on_target'], r['model_steps'])
+            for r in rows] == [(2, 2, 4), (0, 0, 0)]
     paths = write_curve(tmp_path / 'curve', rows)
     with open(paths[0], newline='') as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames[:4] == ['samples', 'aux', 'success', 'episodes']
-        assert reader.fieldnames[-2:] == ['picks_on_target', 'model_steps']
-        assert [(r['picks_on_target'], r['model_steps']) for r in reader] == [('2', '4'),
-                                                                              ('0', '0')]
+        assert reader.fieldnames[-3:] == ['picks_on_target', 'model_steps', 'places_on_target']
+        assert [(r['picks_on_target'], r['places_on_target'], r['model_steps'])
+                for r in reader] == [('2', '2', '4'), ('0', '0', '0')]
     text = paths[2].read_text()
-    assert '| picks on the named object |' in text
-    assert text.count('| 50.0 (2/4) |') == 1 and text.count('| no model step recorded |') == 1
+    assert '| picks on the named object | places on the named base |' in text
+    assert '| 50.0 (2/4) | 50.0 (2/4) |' in text  # the aux row: picks, places
+    assert '| no model step recorded | no model step recorded |' in text  # noaux: none
     with Image.open(paths[1]) as chart:  # two panels side by side: twice as wide as tall
         assert chart.width >= 2 * chart.height
