@@ -26,8 +26,10 @@ from llara_bringup import graphs  # noqa: E402
 from llara_bringup.demo import (  # noqa: E402
     DemoError,
     check_policy_dir,
+    default_policy_dir,
     launcher_command,
     parse_args,
+    policy_dtype,
 )
 from llara_policy.model.tiny_models import save_tiny_llava  # noqa: E402
 from llara_policy.ros.sim_node import SimNodeConfig, env_config  # noqa: E402
@@ -199,3 +201,29 @@ def test_a_folder_with_files_the_demo_did_not_write_is_refused(tiny_policy, tmp_
     assert done.returncode == 2, done.stdout + done.stderr
     assert str(out) in done.stderr and 'bag' in done.stderr
     assert (out / 'bag' / 'keep.txt').read_text() == "not the demo's"
+
+
+def test_the_policy_runs_in_the_dtype_its_report_was_measured_in(tmp_path):
+    # On a CPU with native bf16, 'auto' is bfloat16 while the recipe evaluates in float32:
+    # the demo would then not run the model its report measured.
+    args = parse_args(['--policy', str(tmp_path)])
+    assert args.dtype == 'report'
+    assert policy_dtype(tmp_path, args.dtype) == 'auto'  # no recipe config: the node decides
+    (tmp_path / 'recipe_config.yaml').write_text('evaluate:\n  dtype: bfloat16\n')
+    assert policy_dtype(tmp_path, 'report') == 'bfloat16'
+    assert policy_dtype(tmp_path, 'float16') == 'float16'  # an explicit choice wins
+    args.dtype = policy_dtype(tmp_path, args.dtype)
+    command = launcher_command(args, str(tmp_path), '')
+    given = dict(item.split(':=', 1) for item in command[4:])
+    nodes = {node.name: node.parameters for node in graphs.resolve(graphs.SIM, given)}
+    assert nodes['policy_node']['dtype'] == 'bfloat16'
+    (tmp_path / 'recipe_config.yaml').write_text('evaluate:\n  dtype: float64\n')
+    with pytest.raises(DemoError, match='float64'):
+        policy_dtype(tmp_path, 'report')
+    with pytest.raises(SystemExit):
+        parse_args(['--dtype', 'int4'])
+
+
+def test_the_shipped_policy_was_evaluated_in_the_dtype_the_demo_uses():
+    # The recipe's evaluate.dtype, written into the shipped folder by --ship.
+    assert policy_dtype(default_policy_dir(), 'report') == 'float32'

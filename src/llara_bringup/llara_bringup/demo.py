@@ -22,6 +22,8 @@ import subprocess
 import sys
 from typing import Optional
 
+import yaml
+
 from llara_bringup.demo_outputs import (
     EpisodeRow,
     OutputFolderError,
@@ -31,12 +33,15 @@ from llara_bringup.demo_outputs import (
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
 from llara_bringup.launch import child_setup, libc_prctl
+from llara_policy.model.config import DTYPES
 from llara_policy.sim.episode import SEED_RANGES, Split
 from llara_policy.task_loop import LLARA_MAX_STEPS
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
 RECIPE = 'src/llara_training/configs/demo_recipe.yaml'
+RECIPE_CONFIG = 'recipe_config.yaml'  # the resolved recipe a shipped policy folder holds
+REPORT_DTYPE = 'report'  # --dtype: the dtype of the policy's evaluation report
 LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
 TOTAL_LINE = re.compile(r'success: (\d+)/(\d+)$')
 TABLE_HEADER = re.compile(r'task\s+success\s+rate$')
@@ -75,12 +80,34 @@ def check_policy_dir(policy: Path, shipped: bool) -> Path:
     raise DemoError(f'policy folder {policy} {state}: {how}')
 
 
+def policy_dtype(policy: Path, asked: str) -> str:
+    """Return the model dtype of the policy run: `asked`, or the report's for 'report'.
+
+    The report's is the dtype the policy's evaluation was measured in (its recipe_config.yaml
+    `evaluate.dtype`; 'auto' when the folder has no recipe config), so that the graph's
+    numbers compare with the report.
+    """
+    if asked != REPORT_DTYPE:
+        return asked
+    path = policy / RECIPE_CONFIG
+    if not path.is_file():
+        return 'auto'
+    try:
+        dtype = (yaml.safe_load(path.read_text()) or {}).get('evaluate', {}).get('dtype', 'auto')
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise DemoError(f'cannot read evaluate.dtype from {path}: {error}') from error
+    if dtype not in DTYPES:
+        raise DemoError(f'{path}: evaluate.dtype must be one of {DTYPES}, got {dtype!r}')
+    return dtype
+
+
 def launcher_command(args: argparse.Namespace, policy: str, record_dir: str) -> list[str]:
     """Return the launcher's command line for one run (record_dir '': no recording)."""
     cmd = [sys.executable, '-m', 'llara_bringup.launch', 'sim.launch.py', f'policy:={policy}',
            f'task:={",".join(args.tasks)}', f'partition:={args.partition}',
            f'episodes:={args.episodes}', f'seed:={args.seed}', f'renderer:={args.renderer}',
-           f'max_steps:={LLARA_MAX_STEPS}']  # the evaluator's budget (evaluate --max-steps)
+           f'max_steps:={LLARA_MAX_STEPS}',  # the evaluator's budget (evaluate --max-steps)
+           f'dtype:={args.dtype}']
     if record_dir:
         cmd += ['record:=true', f'record_dir:={record_dir}']
     return cmd
@@ -207,6 +234,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='output folder (default demo_out/ under the working directory)')
     parser.add_argument('--renderer', default='tiny', choices=('tiny', 'egl', 'auto'),
                         help='sim camera renderer (default tiny: CPU)')
+    parser.add_argument('--dtype', default=REPORT_DTYPE, choices=(REPORT_DTYPE, *DTYPES),
+                        help=f"model dtype (default '{REPORT_DTYPE}': the dtype the policy's "
+                        f'evaluation report was measured in, from its {RECIPE_CONFIG}; auto '
+                        "when it has none). 'auto' picks bfloat16 on a CPU with native bf16: "
+                        "a small model's close digits then differ from a float32 report")
     parser.add_argument('--no-oracle', dest='oracle', action='store_false',
                         help='skip the oracle run')
     args = parser.parse_args(argv)
@@ -233,6 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         policy = check_policy_dir(args.policy or default_policy_dir(), args.policy is None)
+        args.dtype = policy_dtype(policy, args.dtype)
         out = args.out.resolve()
         prepare_out(out)
     except (DemoError, OutputFolderError) as error:

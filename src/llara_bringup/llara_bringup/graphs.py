@@ -168,6 +168,8 @@ _POLICY_ARGS = (
              'model directory (LLaRA checkpoint)'),
     Argument('quantization', 'none', "model weights: 'none', 'int8' or 'nf4' (bitsandbytes)"),
     Argument('device', 'auto', "torch device of the model: 'auto', 'cpu', 'cuda', 'cuda:1'"),
+    Argument('dtype', 'auto', "model dtype: 'auto' (float16 on CUDA; bfloat16 on a CPU with "
+             "native bf16, else float32), 'float32', 'bfloat16' or 'float16'"),
     Argument('prompt_mode', 'inBC', "'inBC' or 'D-inBC' (task text carries object boxes)"),
     Argument('decoding', 'template', "model answers: 'template' (forced template text, every "
              "answer parses) or 'greedy' (the model's own text, as LLaRA's eval; unparseable "
@@ -180,6 +182,7 @@ _POLICY_NODE = NodeSpec('policy_node', 'policy_node', {
     'model_path': Derived(_model_path, ('policy',)),
     'quantization': Arg('quantization'),
     'device': Arg('device'),
+    'dtype': Arg('dtype'),
     'prompt_mode': Arg('prompt_mode'),
     'decoding': Arg('decoding'),
     'max_new_tokens': Arg('max_new_tokens'),
