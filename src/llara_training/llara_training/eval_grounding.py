@@ -147,11 +147,6 @@ class GroundingCounts:
     rejected: int
     place_target: bool
 
-    def rate(self, side: str, relation: str) -> float:
-        """Share of the recorded steps whose pick or place has `relation` (nan with none)."""
-        counts = self.picks if side == 'pick' else self.places
-        return counts[relation] / self.model_steps if self.model_steps else float('nan')
-
 
 def count_grounding(entries: Iterable[dict]) -> GroundingCounts:
     """Count the relations of the executed model steps of `entries` (old entries too)."""
