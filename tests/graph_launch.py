@@ -19,6 +19,15 @@ def launcher_env(domain_seed: int) -> dict[str, str]:
                 ROS_DOMAIN_ID=str(domain_id(domain_seed)))
 
 
+def assert_every_node_stopped(output: str) -> None:
+    """Assert that no node of the run had to be killed after SIGINT.
+
+    On failure the message is the output's end: a node that hung printed its threads' stacks
+    there (the launcher sends SIGUSR1 before SIGKILL), which name the line it hung on.
+    """
+    assert 'did not stop on SIGINT' not in output, output[-12000:]
+
+
 def launcher_error(output: str) -> str:
     """The launcher's own error report (from its first error line on), '' if none."""
     start = output.find(LAUNCHER_ERROR)

@@ -21,7 +21,7 @@ import time
 
 from action_msgs.msg import GoalStatusArray
 import cv2
-from graph_launch import domain_id, launcher_error, run_launcher
+from graph_launch import assert_every_node_stopped, domain_id, launcher_error, run_launcher
 import numpy as np
 import pytest
 import rclpy
@@ -81,7 +81,7 @@ def _assert_start_up_error_names(code: int, output: str, path: Path) -> str:
         errors = [line for line in report.splitlines()
                   if line.startswith(f'  [{name}]') and 'cannot start' in line]
         assert errors and all(str(path) in line for line in errors), report
-    assert 'did not stop on SIGINT' not in output
+    assert_every_node_stopped(output)
     return report
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 import re
 
-from graph_launch import run_launcher
+from graph_launch import assert_every_node_stopped, run_launcher
 import numpy as np
 import pytest
 
@@ -100,7 +100,7 @@ def test_record_true_records_oracle_episodes_readable_without_ros(tmp_path):
     assert f'success: {wins}/{EPISODES}' in lines, output[-4000:]
     assert wins == EPISODES, output[-4000:]  # the oracle solves these seeds
     assert any(line.startswith('[recorder_node]') for line in lines), output[-4000:]
-    assert 'did not stop on SIGINT' not in output
+    assert_every_node_stopped(output)
     assert (bag / 'metadata.yaml').is_file(), output[-4000:]
 
     messages = read_bag(bag)

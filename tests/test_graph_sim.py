@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from graph_launch import run_launcher
+from graph_launch import assert_every_node_stopped, run_launcher
 import pytest
 
 for module in ('sim_node', 'policy_node', 'executor_node', 'task_node'):
@@ -36,7 +36,7 @@ def test_oracle_succeeds_on_three_seeds_through_the_graph(task):
     # Every node ran in its own process and the launcher stopped them (no kill needed).
     for name in ('sim_node', 'policy_node', 'task_node'):
         assert any(line.startswith(f'[{name}]') for line in lines)
-    assert 'did not stop on SIGINT' not in output
+    assert_every_node_stopped(output)
 
 
 def test_sigint_stops_every_node_and_exits_0():
@@ -57,7 +57,7 @@ def test_sigint_stops_every_node_and_exits_0():
         os.kill(process.pid, signal.SIGINT)
         assert process.wait(timeout=60) == 0, ''.join(lines)
         reader.join(timeout=10)
-        assert 'did not stop on SIGINT' not in ''.join(lines)
+        assert_every_node_stopped(''.join(lines))
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from graph_launch import launcher_env, launcher_error, run_launcher
+from graph_launch import assert_every_node_stopped, launcher_env, launcher_error, run_launcher
 import pytest
 
 pytest.importorskip('llara_policy.ros.sim_node', reason='sim_node not in this checkout')
@@ -113,6 +113,6 @@ def test_a_node_failing_at_start_up_stops_the_graph_during_an_episode(tmp_path):
     # The other nodes were stopped by the launcher (SIGINT), not killed, and are gone.
     nodes = started_pids(output.splitlines())
     assert sorted(nodes) == sorted(SIM_NODES)
-    assert 'did not stop on SIGINT' not in output
+    assert_every_node_stopped(output)
     if sys.platform.startswith('linux'):
         assert [name for name, pid in nodes.items() if running(pid)] == []

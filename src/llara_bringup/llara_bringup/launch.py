@@ -8,8 +8,9 @@ prefixed by its name. A graph that runs episodes waits for `sim/reset` and `run_
 them, prints the per-task success table (last line `success: K/N`) and shuts down; otherwise it
 runs until Ctrl-C. A node that exits on its own (a start-up error) stops the graph: exit 1, its
 last output lines repeated in the error. Shutdown: SIGINT to every child, SIGKILL after a
-timeout. On Linux the kernel also sends every node SIGINT when the launcher dies, even by
-SIGKILL, so no node outlives it (SIGINT, as in a normal stop: rclpy turns SIGTERM into a context
+timeout (SIGUSR1 first: the node prints its threads' stacks, naming the hang). On Linux the
+kernel also sends every node SIGINT when the launcher dies, even by SIGKILL, so no node
+outlives it (SIGINT, as in a normal stop: rclpy turns SIGTERM into a context
 shutdown that a node still loading its model notices only once it is built, seconds later).
 """
 from collections import deque
@@ -40,6 +41,7 @@ from llara_bringup.graphs import (
 
 GRAPH_TIMEOUT_S = 180.0  # model loading included; the sim graph is normally up in seconds
 SHUTDOWN_TIMEOUT_S = 10.0
+STACK_DUMP_WAIT_S = 1.0  # for a hung node's stack dump (SIGUSR1) to reach its output
 # Stopped last, after the others and this long, so their last messages reach the bag.
 RECORDER_NODES = ('recorder_node',)
 RECORDER_DRAIN_S = 0.5
@@ -222,7 +224,11 @@ def _stop(children: list[Child], timeout_s: float) -> None:
         try:
             child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            say(f'[launch] {child.name} did not stop on SIGINT: killed')
+            # run_node prints every thread's stack on SIGUSR1: the report names the hang.
+            child.signal(signal.SIGUSR1)
+            time.sleep(STACK_DUMP_WAIT_S)
+            say(f'[launch] {child.name} did not stop on SIGINT within {timeout_s:g} s '
+                f"(its threads' stacks above): killed")
             child.signal(signal.SIGKILL)
             child.process.wait(timeout=timeout_s)
         child.reader.join(timeout=1.0)

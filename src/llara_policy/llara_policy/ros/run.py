@@ -6,9 +6,13 @@ parameter, missing calibration, model that cannot load) is logged as one line an
 with no traceback. Callbacks catch and report the errors of their work; one that lets a
 `LlaraError` escape (a configuration found wrong while running, such as camera frames of
 another size than the calibration's) stops the node the same way. Only APIs common to
-Humble, Jazzy and Kilted are used.
+Humble, Jazzy and Kilted are used. SIGUSR1 makes a node print every thread's Python stack to
+stderr and go on (`kill -USR1 <pid>`; the launcher does it to a node that does not stop on
+SIGINT, before killing it), so a hang names the line it hangs on.
 """
 from collections.abc import Callable, Sequence
+import faulthandler
+import signal
 from typing import Optional
 
 import rclpy
@@ -37,6 +41,7 @@ def run_node(make_node: Callable[[], Node | Sequence[Node]], args: Optional[list
     rule).
     """
     logger_name = name or getattr(make_node, '__module__', 'node').rsplit('.', 1)[-1]
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     nodes = ()
     executor = (MultiThreadedExecutor(num_threads=num_threads) if multithreaded
