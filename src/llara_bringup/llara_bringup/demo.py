@@ -33,14 +33,13 @@ from llara_bringup.demo_outputs import (
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
 from llara_bringup.launch import child_setup, libc_prctl
-from llara_policy.model.config import DTYPES
+from llara_policy.model.config import DTYPES, RECIPE_CONFIG_FILE
 from llara_policy.sim.episode import SEED_RANGES, Split
 from llara_policy.task_loop import LLARA_MAX_STEPS
 
 DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
 RECIPE = 'src/llara_training/configs/demo_recipe.yaml'
-RECIPE_CONFIG = 'recipe_config.yaml'  # the resolved recipe a shipped policy folder holds
 REPORT_DTYPE = 'report'  # --dtype: the dtype of the policy's evaluation report
 LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
 TOTAL_LINE = re.compile(r'success: (\d+)/(\d+)$')
@@ -89,7 +88,7 @@ def policy_dtype(policy: Path, asked: str) -> str:
     """
     if asked != REPORT_DTYPE:
         return asked
-    path = policy / RECIPE_CONFIG
+    path = policy / RECIPE_CONFIG_FILE
     if not path.is_file():
         return 'auto'
     try:
@@ -236,7 +235,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='sim camera renderer (default tiny: CPU)')
     parser.add_argument('--dtype', default=REPORT_DTYPE, choices=(REPORT_DTYPE, *DTYPES),
                         help=f"model dtype (default '{REPORT_DTYPE}': the dtype the policy's "
-                        f'evaluation report was measured in, from its {RECIPE_CONFIG}; auto '
+                        f'evaluation report was measured in, from its {RECIPE_CONFIG_FILE}; auto '
                         "when it has none). 'auto' picks bfloat16 on a CPU with native bf16: "
                         "a small model's close digits then differ from a float32 report")
     parser.add_argument('--no-oracle', dest='oracle', action='store_false',

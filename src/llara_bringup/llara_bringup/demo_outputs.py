@@ -15,10 +15,10 @@ from typing import Optional
 from llara_bringup import demo_media
 from llara_bringup.demo_bag import BagError, read_recording
 from llara_bringup.graphs import TEST_SEED_BASE
+from llara_policy.model.config import AUX_CURVE_FILE
 
 RESULTS_MARK = 'llara_bringup.demo'  # results.json's written_by
 OUTPUT_NAMES = ('bag', 'demo.gif', 'success.png', 'aux_curve.png', 'results.json')
-AUX_CURVE_FILE = 'aux_curve.csv'  # in the policy folder: the with/without-aux training curve
 
 
 class OutputFolderError(Exception):

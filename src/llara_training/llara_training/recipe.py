@@ -29,9 +29,9 @@ import time
 import yaml
 
 from llara_policy.errors import ConfigError, LlaraError
+from llara_policy.model.config import RECIPE_CONFIG_FILE
 from llara_training.recipe_config import RecipeConfig, load_recipe
 from llara_training.recipe_report import (
-    RECIPE_CONFIG,
     SHIP_LIMIT_MB,
     curve_rows,
     machine,
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _claim(out: Path, config: RecipeConfig) -> None:
     """Save the resolved config in DIR, or refuse one whose conversion or model differ."""
-    path = out / RECIPE_CONFIG
+    path = out / RECIPE_CONFIG_FILE
     resolved = config.to_dict()
     if path.is_file():
         previous = yaml.safe_load(path.read_text()) or {}

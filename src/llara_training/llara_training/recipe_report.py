@@ -17,16 +17,16 @@ from pathlib import Path
 import shutil
 
 from llara_policy.errors import ConfigError
+from llara_policy.model.config import AUX_CURVE_FILE, RECIPE_CONFIG_FILE
 from llara_training.recipe_runs import CURVE_PARTITION, CURVE_TASK, RunPlan
 
 SUMMARY_JSON = 'recipe_summary.json'
-RECIPE_CONFIG = 'recipe_config.yaml'
 # samples: the robot trajectories (episodes) the run trained on - LLaRA's data-size axis; the
 # samples its optimiser saw (steps x batch, equal for both arms) are samples_seen.
 CURVE_COLUMNS = ('samples', 'aux', 'success', 'episodes', 'train_episodes_per_task',
                  'train_episodes', 'steps', 'samples_seen', 'success_all_tasks',
                  'episodes_all_tasks', 'picks_on_target', 'model_steps', 'places_on_target')
-CURVE_FILES = ('aux_curve.csv', 'aux_curve.png', 'aux_curve.md')
+CURVE_FILES = (AUX_CURVE_FILE, 'aux_curve.png', 'aux_curve.md')
 EVAL_FILES = ('results.json', 'results.md', 'success.png', 'errors.json')
 SHIP_LIMIT_MB = 25.0  # the demo policy's checkpoint budget
 # What a served model needs (VlmPolicy: weights, config, tokenizer, processor, chat template,
@@ -249,7 +249,7 @@ def ship(plan: RunPlan, out: Path, ship_dir: Path, limit_mb: float) -> list[str]
               if p.is_file() and p.name in MODEL_FILES]
     copies += [(plan.eval_dir / name, ship_dir / 'eval' / name) for name in EVAL_FILES
                if (plan.eval_dir / name).is_file()]
-    copies += [(out / RECIPE_CONFIG, ship_dir / RECIPE_CONFIG),
+    copies += [(out / RECIPE_CONFIG_FILE, ship_dir / RECIPE_CONFIG_FILE),
                (plan.directory / SUMMARY_JSON, ship_dir / SUMMARY_JSON)]
     copies += [(out / 'curve' / name, ship_dir / name) for name in CURVE_FILES
                if (out / 'curve' / name).is_file()]

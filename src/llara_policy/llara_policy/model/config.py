@@ -32,6 +32,10 @@ _CUDA_DEVICE = re.compile(r'cuda:\d+')
 # PolicyConfig fields inference must repeat (same names in llara_training's TrainConfig).
 TRAINING_CONFIG_FILE = 'training_config.yaml'
 TRAINED_SETTINGS = ('prompt_format', 'pad_to_square')
+# A policy folder shipped by `llara_training recipe --ship` also holds the resolved recipe (the
+# demo runs the policy in the dtype of its evaluation) and the with/without-aux curve.
+RECIPE_CONFIG_FILE = 'recipe_config.yaml'
+AUX_CURVE_FILE = 'aux_curve.csv'
 # LLaRA eval generates at most 256 new tokens (eval/vima_utils.py model_generation).
 LLARA_MAX_NEW_TOKENS = 256
 
