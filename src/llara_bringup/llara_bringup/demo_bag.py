@@ -21,7 +21,7 @@ from llara_msgs.action import ExecuteStep
 from llara_policy.model.serving import to_model_frame
 from llara_policy.ros.convert import step_from_msg
 from llara_policy.ros.image_conversion import image_to_numpy
-from llara_policy.ros.task_node import REFUSED_CODES
+from llara_policy.ros.task_ports import REFUSED_CODES
 
 TOPICS = ('camera/image', 'policy/query', 'policy/plan', 'policy/status', 'sim/status',
           'executor/executed', 'task/result')
