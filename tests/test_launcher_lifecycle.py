@@ -1,7 +1,8 @@
 """The embedded launcher's hold on its node processes (separate processes, own DDS domain).
 
 A launcher killed with SIGKILL (it cannot stop anything itself then) takes its nodes with it:
-the kernel's parent-death signal, Linux only. A node that fails at start-up while an episode is
+the kernel's parent-death signal, Linux only. While it runs, a second launcher in its DDS domain
+is refused. A node that fails at start-up while an episode is
 already waiting on the graph stops the graph at once: exit 1, that node's error repeated in the
 launcher's report, the other nodes stopped, not left running until the episode's timeout.
 """
@@ -14,7 +15,13 @@ import sys
 import threading
 import time
 
-from graph_launch import assert_every_node_stopped, launcher_env, launcher_error, run_launcher
+from graph_launch import (
+    assert_every_node_stopped,
+    domain_id,
+    launcher_env,
+    launcher_error,
+    run_launcher,
+)
 import pytest
 
 pytest.importorskip('llara_policy.ros.sim_node', reason='sim_node not in this checkout')
@@ -76,6 +83,15 @@ def test_a_launcher_killed_with_sigkill_takes_every_node_with_it():
         for name, pid in nodes.items():  # really the launcher's children, and running
             assert running(pid) and proc_stat(pid)[1] == process.pid, name
             assert f'llara_policy.ros.{name}' in Path(f'/proc/{pid}/cmdline').read_text()
+        # A second launcher in the same DDS domain is refused at once, naming this one.
+        second = subprocess.run([sys.executable, '-m', 'llara_bringup.launch', 'sim.launch.py',
+                                 'episodes:=1', 'renderer:=tiny', 'policy:=oracle'],
+                                capture_output=True, text=True, timeout=60,
+                                env=launcher_env(os.getpid() + 11))
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f'another llara_bringup.launch (pid {process.pid}) runs a graph in DDS domain ' \
+               f'{domain_id(os.getpid() + 11)}' in second.stderr
+        assert '[launch]' not in second.stdout  # it started no node
 
         process.kill()  # SIGKILL: the launcher stops nothing itself
         process.wait(timeout=10)

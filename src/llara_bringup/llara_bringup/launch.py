@@ -12,6 +12,8 @@ timeout (SIGUSR1 first: the node prints its threads' stacks, naming the hang). O
 kernel also sends every node SIGINT when the launcher dies, even by SIGKILL, so no node
 outlives it (SIGINT, as in a normal stop: rclpy turns SIGTERM into a context
 shutdown that a node still loading its model notices only once it is built, seconds later).
+One graph per DDS domain on this machine (`domain_lock`): a second launcher in the same
+ROS_DOMAIN_ID exits 1 at once, naming the first one's pid.
 """
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,6 +29,7 @@ import threading
 import time
 from typing import Any, Optional
 
+from llara_bringup.domain_lock import DomainError, claim_domain, current_domain
 from llara_bringup.graphs import (
     GRAPHS,
     TEST_SEED_BASE,
@@ -167,14 +170,15 @@ class Child:
     if it exits on its own.
     """
 
-    def __init__(self, name: str, cmd: list[str], prctl: Optional[Callable[..., int]] = None):
+    def __init__(self, name: str, cmd: list[str], prctl: Optional[Callable[..., int]] = None,
+                 keep_fds: tuple[int, ...] = ()):
         self.name = name
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.errors: deque[str] = deque(maxlen=ERROR_LINES)
         env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, text=True,
-                                        start_new_session=True,
+                                        start_new_session=True, pass_fds=keep_fds,
                                         preexec_fn=child_setup(prctl, os.getpid()))
         self.reader = threading.Thread(target=self._forward, daemon=True)
         self.reader.start()
@@ -296,6 +300,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LaunchError as err:
         print(f'llara_bringup.launch: {err}', file=sys.stderr)
         return 2
+    try:
+        # Held by the nodes too (an inherited descriptor): the domain stays taken until the
+        # last of them has exited, even when this launcher is killed first.
+        domain_claim = claim_domain(current_domain())
+    except DomainError as err:
+        print(f'llara_bringup.launch: {err}', file=sys.stderr)
+        return 1
     params_file = config_path(graph)
     prctl = libc_prctl()
     if prctl is None:
@@ -310,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for node in resolve(graph, given):
             cmd = node_command(node, params_file)
-            children.append(Child(node.name, cmd, prctl))
+            children.append(Child(node.name, cmd, prctl, keep_fds=(domain_claim.fileno(),)))
             say(f'[launch] {node.name} (pid {children[-1].process.pid}): '
                   f'{" ".join(cmd[1:])}')
         watch_children(children)
