@@ -41,7 +41,8 @@ def run_node(make_node: Callable[[], Node | Sequence[Node]], args: Optional[list
     rule).
     """
     logger_name = name or getattr(make_node, '__module__', 'node').rsplit('.', 1)[-1]
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if hasattr(signal, 'SIGUSR1'):  # POSIX only
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     nodes = ()
     executor = (MultiThreadedExecutor(num_threads=num_threads) if multithreaded
