@@ -5,13 +5,14 @@ One config (recipe_config.RecipeConfig; configs/demo_recipe.yaml), one command:
   DIR/data       `convert` once: the main set and every auxiliary set of the preset
   DIR/model      `small-model` with the config's preset and flags (random weights)
   DIR/run/<stage>/  each stage's finetune.yaml, weights, loss.csv/png, output.log; trained in
-                 order on its data (aux, mixture or main, filtered to the run's episodes:
-                 DIR/data/subsets/), each from the previous stage's final weights
+                 order on its data (aux, mixture or main, filtered to the run's episodes or
+                 the stage's first `episodes_per_task`: DIR/data/subsets/<all|nN>/), each
+                 from the previous stage's final weights
   DIR/run/eval/  the closed-loop evaluation of the final weights (results.json/.md, success.png)
   DIR/run/recipe_summary.json  timings, success per task and partition, the machine
   DIR/recipe_config.yaml       the resolved config
 `--curve`: per size N of curve.episodes_per_task, runs DIR/curve/aux-nN (the stages on the
-first N training episodes of each task by seed) and DIR/curve/noaux-nN (one stage on their
+first N training episodes of each task by seed, or fewer where a stage asks fewer) and DIR/curve/noaux-nN (one stage on their
 main set with the stages' total steps), each evaluated on the same test seeds, then
 DIR/curve/aux_curve.csv/.png/.md. `--jobs N` trains N runs at once (spawned processes).
 `--ship SHIP_DIR` copies the final model and the reports there (refused over the weight
@@ -86,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
             os.environ['OMP_NUM_THREADS'] = str(threads)
         say(f'config {args.config} -> {out}; {os.cpu_count()} cores, {args.jobs} job(s), '
             f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}')
-        phases = {'episodes': _episodes(config, out, say), 'convert': _convert(config, out, say),
-                  'model': _model(config, out, say)}
+        phases = {'episodes': _episodes(config, out, say), 'convert': _convert(config, out, say)}
         episodes = training_episodes(config, out)
         say('training episodes: ' + ', '.join(f'{task} {len(names)}'
                                               for task, names in episodes.items()))
+        phases['model'] = _model(config, out, episodes, say)
         plans = plan_runs(config, out, episodes, args.curve, started)
         start, written = time.monotonic(), set()
         for plan in plans:
@@ -165,15 +166,21 @@ def _convert(config: RecipeConfig, out: Path, say: Printer) -> float:
     return seconds
 
 
-def _model(config: RecipeConfig, out: Path, say: Printer) -> float:
+def _model(config: RecipeConfig, out: Path, episodes: dict[str, list[str]],
+           say: Printer) -> float:
+    """Make the random model; `frame_mean: data` is over the first stage's episodes' frames
+    (the model is made for the data it first learns from)."""
     model = out / 'model'
     if (model / 'config.json').is_file():
         say(f'small-model: {model} exists: skipped (made before with the same model section)')
         return 0.0
     mean = ()
     if config.model.frame_mean == 'data':
-        mean = frames_mean(out / 'data' / 'images')
-        say(f'small-model: training frames mean (R, G, B) {mean}')
+        size = config.stages[0].episodes_per_task
+        first = [name for names in episodes.values() for name in names[:size or None]]
+        mean = frames_mean(out / 'data' / 'images', episodes=first)
+        say(f'small-model: frames mean (R, G, B) of the {len(first)} episodes of stage '
+            f'{config.stages[0].name!r}: {mean}')
     status, seconds = _cli('small-model', 'llara_training.small_model',
                            ['--out', str(model), *config.model.small_model_args(mean)], say)
     if status:

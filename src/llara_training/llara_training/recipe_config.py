@@ -173,14 +173,23 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class StageSection:
-    """One fine-tuning stage: its name (a directory), its data and its TrainConfig keys."""
+    """One fine-tuning stage: its name (a directory), its data and its TrainConfig keys.
+
+    `episodes_per_task`: the stage trains on the first N training episodes of each task (by
+    seed), like a curve size; 0, the default, is every training episode. A stage on a subset
+    followed by one on everything is how a small set is learnt first and then widened.
+    """
 
     name: str
     data: str
     train: dict = field(default_factory=dict)
+    episodes_per_task: int = 0
 
     def __post_init__(self):
         _check_types('stages', self)
+        if self.episodes_per_task < 0:
+            raise ConfigError(f'recipe stage {self.name!r}: episodes_per_task must be >= 0 '
+                              f'(0: every training episode), got {self.episodes_per_task!r}')
         if not _NAME.fullmatch(self.name) or self.name in _RESERVED_STAGE_NAMES:
             raise ConfigError(f'recipe stage name {self.name!r} must be a file name of letters, '
                               f'digits, _ . - (and not {", ".join(_RESERVED_STAGE_NAMES)})')
@@ -270,7 +279,12 @@ class RecipeConfig:
             raise ConfigError(f'recipe stage names must differ, got {names}')
         object.__setattr__(self, 'train_defaults',
                            _train_values('train_defaults', self.train_defaults))
+        seeds = len(self.episodes.seed_range)
         for stage in self.stages:
+            if stage.episodes_per_task > seeds:
+                raise ConfigError(f'recipe stage {stage.name!r}: episodes_per_task '
+                                  f'{stage.episodes_per_task} exceeds the {seeds} seeds of '
+                                  f'episodes.seeds')
             if stage.data != 'main' and not self.convert.aux_sets:
                 raise ConfigError(f'recipe stage {stage.name!r}: data {stage.data} needs '
                                   'auxiliary sets with a ratio > 0 (convert.aux, aux_ratio)')

@@ -41,11 +41,16 @@ PROGRESS_LINES = 20  # progress lines per stage (plus the last step)
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One stage of a run: its name, which data it trains on and its resolved TrainConfig."""
+    """One stage of a run: its name, data, training episodes and resolved TrainConfig."""
 
     name: str
     data: str
     train: object  # TrainConfig (imported lazily: recipe_config stays light)
+    episode_ids: tuple[str, ...]
+
+    def episodes_digest(self) -> str:
+        """Return a digest of the stage's training episode ids (a finished stage must match)."""
+        return hashlib.sha1('\n'.join(sorted(self.episode_ids)).encode()).hexdigest()[:16]
 
     @property
     def directory(self) -> Path:
@@ -89,10 +94,6 @@ class RunPlan:
         """Where the evaluation's reports go."""
         return self.directory / EVAL_DIR
 
-    def episodes_digest(self) -> str:
-        """Return a digest of the training episode ids (a finished stage must match it)."""
-        return hashlib.sha1('\n'.join(sorted(self.episode_ids)).encode()).hexdigest()[:16]
-
 
 def training_episodes(config: RecipeConfig, out: Path) -> dict[str, list[str]]:
     """Per task, the converted training episodes of the seed range, in seed order."""
@@ -109,9 +110,8 @@ def training_episodes(config: RecipeConfig, out: Path) -> dict[str, list[str]]:
 def plan_runs(config: RecipeConfig, out: Path, episodes: dict[str, list[str]], curve: bool,
               started: float) -> list[RunPlan]:
     """Plan the recipe's run, then (`curve`) the aux and noaux arm of every curve size."""
-    every = tuple(name for names in episodes.values() for name in names)
     evaluate = config.evaluate
-    runs = [_plan(config, out, RUN_DIR, 'recipe', 0, every, config.stages, 'all',
+    runs = [_plan(config, out, RUN_DIR, 'recipe', 0, episodes, config.stages,
                   (evaluate.partitions, evaluate.tasks, evaluate.episodes), started)]
     if not curve:
         return runs
@@ -124,33 +124,43 @@ def plan_runs(config: RecipeConfig, out: Path, episodes: dict[str, list[str]], c
                       for s in config.stages)
     noaux = StageSection(last.name, 'main', {**last.train, 'max_steps': total_steps})
     for size in config.curve.episodes_per_task:
-        short = {task: len(names) for task, names in episodes.items() if len(names) < size}
-        if short:
-            raise ConfigError(f'recipe curve: {size} training episodes per task asked, but '
-                              f'{short} converted episodes only (generate more seeds)')
-        ids = tuple(name for names in episodes.values() for name in names[:size])
         for arm, stages in (('aux', config.stages), ('noaux', (noaux,))):
-            runs.append(_plan(config, out, f'{CURVE_DIR}/{arm}-n{size}', arm, size, ids,
-                              stages, f'n{size}', protocol, started))
+            runs.append(_plan(config, out, f'{CURVE_DIR}/{arm}-n{size}', arm, size, episodes,
+                              stages, protocol, started))
     return runs
 
 
+def _first(episodes: dict[str, list[str]], size: int, what: str) -> tuple[tuple[str, ...], str]:
+    """The first `size` episodes of each task (0: all) and their subset folder name."""
+    if not size:
+        return tuple(name for names in episodes.values() for name in names), 'all'
+    short = {task: len(names) for task, names in episodes.items() if len(names) < size}
+    if short:
+        raise ConfigError(f'recipe {what}: {size} training episodes per task asked, but '
+                          f'{short} converted episodes only (generate more seeds)')
+    return tuple(name for names in episodes.values() for name in names[:size]), f'n{size}'
+
+
 def _plan(config: RecipeConfig, out: Path, name: str, arm: str, size: int,
-          ids: tuple[str, ...], stages, subset: str, protocol, started: float) -> RunPlan:
+          episodes: dict[str, list[str]], stages, protocol, started: float) -> RunPlan:
+    """A run on the first `size` episodes per task (0: all); a stage's own size caps it."""
+    ids, _ = _first(episodes, size, f'run {name}')
     if not ids:
         raise ConfigError(f'recipe run {name}: no converted training episode (see the '
                           'episodes and convert output above)')
     directory, data = out / name, out / 'data'
     model_path, plans = out / 'model', []
     for stage in stages:
+        cap = min(filter(None, (size, stage.episodes_per_task)), default=0)
+        stage_ids, subset = _first(episodes, cap, f'stage {stage.name!r} of run {name}')
         train = config.train_config(stage, str(model_path),
                                     str(data / 'subsets' / subset / f'{stage.data}.json'),
                                     str(data / 'images'), str(directory / stage.name))
-        plans.append(StagePlan(stage.name, stage.data, train))
+        plans.append(StagePlan(stage.name, stage.data, train, stage_ids))
         model_path = directory / stage.name
-    partitions, tasks, episodes = protocol
+    partitions, tasks, count = protocol
     return RunPlan(name, directory, arm, size, ids, tuple(plans), tuple(partitions),
-                   tuple(tasks), episodes, config, started)
+                   tuple(tasks), count, config, started)
 
 
 def has_weights(directory: Path) -> bool:
@@ -175,7 +185,7 @@ def write_run_data(plan: RunPlan, written: set[str]) -> list[str]:
         if stage.data == 'mixture':
             ratios = convert.ratios  # merge wants every converted set (ratio 0: none taken)
             folder = path.parent.relative_to(layout.root)
-            result = merge(layout, plan.episode_ids, str(folder / 'main.json'),
+            result = merge(layout, stage.episode_ids, str(folder / 'main.json'),
                            {name: str(folder / f'aux-{name.value}.json') for name in ratios},
                            ratios, convert.seed, str(folder / path.name))
             count = next(f.samples for f in result.files if f.name == 'mixture')
@@ -185,10 +195,10 @@ def write_run_data(plan: RunPlan, written: set[str]) -> list[str]:
             what = f'main {result.files[0].samples} + {parts}'
         else:
             sets = [MAIN] if stage.data == 'main' else aux
-            count = write_sets(layout, plan.episode_ids, sets, path)
+            count = write_sets(layout, stage.episode_ids, sets, path)
             what = ' + '.join(sets)
         written.add(str(path))
-        lines.append(f'{path}: {count} samples ({what}) of {len(plan.episode_ids)} episodes')
+        lines.append(f'{path}: {count} samples ({what}) of {len(stage.episode_ids)} episodes')
     return lines
 
 
@@ -219,7 +229,7 @@ def _library_output(path: Path):
 def execute_run(plan: RunPlan) -> dict:
     """Train the run's stages and evaluate its final weights; return what happened."""
     say = Printer(plan.started, f'{plan.name}: ')
-    stages = [_train_stage(plan, stage, say) for stage in plan.stages]
+    stages = [_train_stage(stage, say) for stage in plan.stages]
     evaluation = _evaluate(plan, say)
     import torch
 
@@ -229,11 +239,11 @@ def execute_run(plan: RunPlan) -> dict:
             'cuda_available': torch.cuda.is_available()}
 
 
-def _train_stage(plan: RunPlan, stage: StagePlan, say: Printer) -> dict:
+def _train_stage(stage: StagePlan, say: Printer) -> dict:
     from llara_training.finetune import train
     from llara_training.train_config import load_config
 
-    directory, digest = stage.directory, plan.episodes_digest()
+    directory, digest = stage.directory, stage.episodes_digest()
     marker = directory / STAGE_RESULT
     if has_weights(directory):
         _check_finished(stage, digest, marker)
@@ -246,7 +256,8 @@ def _train_stage(plan: RunPlan, stage: StagePlan, say: Printer) -> dict:
                            + yaml.safe_dump(stage.train.to_dict(), sort_keys=False))
     config = load_config(config_path)
     say(f'{stage.name}: training {config.max_steps} steps x batch '
-        f'{config.per_device_batch_size} ({stage.data} data {config.data_path}, prompt '
+        f'{config.per_device_batch_size} ({stage.data} data of {len(stage.episode_ids)} '
+        f'episodes {config.data_path}, prompt '
         f'{config.prompt_format}, LR {config.learning_rate:g}) from {config.model_path}; '
         f'log {directory / OUTPUT_LOG}')
     start = time.monotonic()
@@ -256,7 +267,8 @@ def _train_stage(plan: RunPlan, stage: StagePlan, say: Printer) -> dict:
     losses = [point.loss for point in result.losses]
     entry = {'name': stage.name, 'data': stage.data, 'steps': result.global_step,
              'batch': config.per_device_batch_size * config.gradient_accumulation_steps,
-             'samples': stage.samples, 'seconds': round(seconds, 1),
+             'samples': stage.samples, 'episodes': len(stage.episode_ids),
+             'seconds': round(seconds, 1),
              'first_loss': losses[0] if losses else None,
              'last_loss': losses[-1] if losses else None, 'episodes_digest': digest}
     marker.write_text(json.dumps(entry, indent=1) + '\n')

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import fields, replace
 import math
 from pathlib import Path
+from typing import Sequence
 
 from llara_policy.errors import ConfigError, LlaraError
 from llara_policy.model.tiny_models import DEMO, SMALL_30M, TINY, TinySpec
@@ -133,10 +134,12 @@ def parse_frame_mean(text: str) -> tuple[float, float, float]:
     return values
 
 
-def frames_mean(folder: Path, limit: int = 500) -> tuple[float, float, float]:
+def frames_mean(folder: Path, limit: int = 500,
+                episodes: Sequence[str] = ()) -> tuple[float, float, float]:
     """Per-channel mean (RGB, [0, 1]) of the camera frames (*.jpg) under `folder`.
 
-    Up to `limit` frames, evenly spread over the sorted paths (deterministic). The sim's frames
+    Only those under `folder/<episode id>/` of `episodes` when given (else every frame). Up
+    to `limit` frames, evenly spread over the sorted paths (deterministic). The sim's frames
     are mostly table: normalized with CLIP's mean that table is a large constant in every patch
     that drowns the objects and their positions; with the frames' own mean the table is ~0
     and a from-scratch model locates objects many times sooner (README "Demo").
@@ -144,7 +147,8 @@ def frames_mean(folder: Path, limit: int = 500) -> tuple[float, float, float]:
     import cv2
     import numpy as np
 
-    paths = sorted(Path(folder).rglob('*.jpg'))
+    roots = [Path(folder) / name for name in episodes] if episodes else [Path(folder)]
+    paths = sorted(path for root in roots for path in root.rglob('*.jpg'))
     if not paths:
         raise ConfigError(f'no camera frames (*.jpg) under {str(folder)!r} to take a mean of')
     chosen = paths[::max(1, len(paths) // limit)][:limit]

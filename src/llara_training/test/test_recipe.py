@@ -1,8 +1,8 @@
 """`llara_training recipe` end to end on a tiny config, then resumed, shipped and refused.
 
 One run of the whole command (3 visual_manipulation episodes, the tiny preset, stages of 2-3
-steps, 1 evaluation episode, the curve at 1 and 2 episodes with --jobs 2) is shared by the
-tests; expected values come from the episode store, the conversion's documented layout
+steps, the first on the first 2 episodes only, 1 evaluation episode, the curve at 1 and 2
+episodes with --jobs 2) is shared by the tests; expected values come from the episode store, the conversion's documented layout
 (inBC: one sample per episode step; a mixture takes int(ratio x main) of each aux set) and the
 config, never from the recipe's own reports.
 """
@@ -30,7 +30,7 @@ CONFIG = {
     'model': {'preset': 'tiny', 'squash': True, 'sincos_positions': True, 'frame_mean': 'data',
               'vision_feature_layer': -1},
     'stages': [
-        {'name': 'align', 'data': 'aux',
+        {'name': 'align', 'data': 'aux', 'episodes_per_task': 2,
          'train': {'prompt_format': 'plain', 'max_steps': 2, 'per_device_batch_size': 4}},
         {'name': 'tune', 'data': 'mixture',
          'train': {'prompt_format': 'vicuna_v1', 'max_steps': 3, 'per_device_batch_size': 2}}],
@@ -100,7 +100,7 @@ def test_stages_chain_and_train_on_their_data(done):
     steps = training_episodes(root, 3)
     aux = records(align['data_path'])
     assert {r['id'].split('/')[0] for r in aux} == {'obj_det', 'obj_loc'}
-    assert {episode_of(r) for r in aux} == set(steps)
+    assert {episode_of(r) for r in aux} == set(training_episodes(root, 2))  # its 2 first
     mixture = records(tune['data_path'])
     main_records = [r for r in mixture if '/' not in r['id']]
     assert len(main_records) == sum(steps.values())  # inBC: one sample per step
@@ -144,7 +144,7 @@ def test_curve_arms_take_equal_steps_on_the_first_episodes_by_seed(done):
         assert sum(c['max_steps'] for c in configs) == 2 + 3  # both arms: the same steps
         selected = training_episodes(root, size)
         assert int(row['samples']) == len(selected)  # the data-size axis: trajectories
-        for config in configs:
+        for config in configs:  # align's own 2 episodes are capped by the curve's size
             data = records(config['data_path'])
             assert {episode_of(r) for r in data} == set(selected)
         if arm == 'noaux':  # the main (inBC) set alone, in the served format
@@ -161,7 +161,9 @@ def test_the_model_normalizes_frames_with_the_training_frames_mean(done):
     import numpy as np
 
     root, output, _ = done
-    frames = sorted((root / 'out' / 'data' / 'images').rglob('*.jpg'))
+    first = training_episodes(root, 2)  # the first stage's episodes: the model is made for them
+    frames = sorted(f for name in first
+                    for f in (root / 'out' / 'data' / 'images' / name).rglob('*.jpg'))
     assert frames
     # Independently: every pixel of every training camera frame, RGB in [0, 1].
     pixels = np.concatenate([cv2.imread(str(f))[:, :, ::-1].reshape(-1, 3) for f in frames])
@@ -172,7 +174,7 @@ def test_the_model_normalizes_frames_with_the_training_frames_mean(done):
     assert not np.allclose(mean, [0.4815, 0.4578, 0.4082], atol=0.02)  # not CLIP's
     config = json.loads((root / 'ship' / 'config.json').read_text())
     assert config['vision_feature_layer'] == -1
-    assert 'training frames mean' in output
+    assert "frames mean (R, G, B) of the 2 episodes of stage 'align'" in output
 
 
 def test_ship_copies_only_the_model_and_the_reports(done):
@@ -223,6 +225,16 @@ def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path
     assert status == 2 and 'trained with other settings (max_steps)' in output
 
 
+def test_a_rerun_with_other_stage_episodes_is_refused(done, tmp_path):
+    root, _, _ = done
+    changed = json.loads(json.dumps(CONFIG))
+    changed['stages'][0]['episodes_per_task'] = 1
+    config = tmp_path / 'changed.yaml'
+    config.write_text(yaml.safe_dump(changed))
+    status, output, _ = recipe('--config', str(config), '--out', str(root / 'out'))
+    assert status == 2 and 'the training episodes) than the recipe now asks' in output
+
+
 @pytest.mark.parametrize('change, named', [
     ({'evaluation': {}}, 'evaluation'),
     ({'evaluate': {'episodes': 1, 'episode': 2}}, 'episode'),
@@ -232,6 +244,10 @@ def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path
                   'train': {'prompt_format': 'plain', 'max_steps': 2}}]}, 'plain'),
     ({'stages': [{'name': 'a', 'data': 'main', 'train': {}}]}, 'max_steps'),
     ({'model': {'preset': 'tiny', 'frame_mean': 'imagenet'}}, 'frame_mean'),
+    ({'stages': [{'name': 'a', 'data': 'main', 'episodes_per_task': -1,
+                  'train': {'max_steps': 2}}]}, 'episodes_per_task must be >= 0'),
+    ({'stages': [{'name': 'a', 'data': 'main', 'episodes_per_task': 4,
+                  'train': {'max_steps': 2}}]}, 'episodes_per_task 4 exceeds the 3 seeds'),
     ({'model': {'preset': 'tiny', 'vision_feature_layer': 0}}, 'vision_feature_layer'),
 ])
 def test_config_errors_name_the_key(change, named):
