@@ -138,6 +138,9 @@ class GroundingCounts:
     `not_recorded` are executed model steps without the fields (results written before they
     existed); `rejected` are model steps the envelope rejected (recorded, not counted here);
     `place_target` says whether any entry's task named a place target (or could not tell).
+    `first_steps`, `first_picks`, `first_places`: the same for each episode's first executed
+    model step alone (its first answer on the scene as the task set it; the later ones answer
+    after a miss or a wrong move, with the history in the prompt).
     """
 
     model_steps: int
@@ -146,17 +149,22 @@ class GroundingCounts:
     not_recorded: int
     rejected: int
     place_target: bool
+    first_steps: int = 0
+    first_picks: dict = field(default_factory=lambda: dict.fromkeys(RELATIONS, 0))
+    first_places: dict = field(default_factory=lambda: dict.fromkeys(RELATIONS, 0))
 
 
 def count_grounding(entries: Iterable[dict]) -> GroundingCounts:
     """Count the relations of the executed model steps of `entries` (old entries too)."""
     picks, places = dict.fromkeys(RELATIONS, 0), dict.fromkeys(RELATIONS, 0)
-    steps = not_recorded = rejected = 0
+    first_picks, first_places = dict.fromkeys(RELATIONS, 0), dict.fromkeys(RELATIONS, 0)
+    steps = not_recorded = rejected = first_steps = 0
     place_target = False
     for entry in entries:
         grounding = entry.get('grounding', {})  # an env without roles may have a target
         place_target |= bool(grounding.get('place_targets')) or grounding.get(
             'roles', 'task') != 'task'
+        first = True
         for record in entry.get('actions', ()):
             if record.get('source') != 'model':
                 continue
@@ -174,4 +182,9 @@ def count_grounding(entries: Iterable[dict]) -> GroundingCounts:
             steps += 1
             picks[relations[0]] += 1
             places[relations[1]] += 1
-    return GroundingCounts(steps, picks, places, not_recorded, rejected, place_target)
+            if first:
+                first, first_steps = False, first_steps + 1
+                first_picks[relations[0]] += 1
+                first_places[relations[1]] += 1
+    return GroundingCounts(steps, picks, places, not_recorded, rejected, place_target,
+                           first_steps, first_picks, first_places)

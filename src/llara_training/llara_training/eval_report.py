@@ -169,11 +169,14 @@ def grounding_markdown(rows: Sequence[Row]) -> list[str]:
              'and rearrange have none). Other: another object; nothing: the table. Unknown: '
              'the env gives no task roles (VIMA-Bench). Random fallback actions and rejected '
              'steps are not counted (rejected ones are recorded in results.json); not recorded: '
-             'executed model steps of results written before these fields existed.', '',
+             'executed model steps of results written before these fields existed. First '
+             "answers: each episode's first executed model step alone (the scene as the task "
+             'set it, no history in the prompt).', '',
              '| partition | task | model steps | picks on target | picks on other | '
              'picks on nothing | places on target base | places on other | places on nothing '
-             '| unknown (picks / places) | not recorded | rejected |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '| unknown (picks / places) | not recorded | rejected | first answers: picks on '
+             'target | first answers: places on target base |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         counts = row.grounding
         task = '**all**' if row.task == 'all' else row.task
@@ -181,18 +184,25 @@ def grounding_markdown(rows: Sequence[Row]) -> list[str]:
         cells += [_grounding_cell(counts, 'place', relation)
                   for relation in (TARGET, OTHER, NONE)]
         unknown = f'{counts.picks[UNKNOWN]} / {counts.places[UNKNOWN]}'
+        first = [_grounding_cell(counts, side, TARGET, first=True) for side in ('pick', 'place')]
         lines.append(f'| {row.level} | {task} | {counts.model_steps} | {" | ".join(cells)} | '
-                     f'{unknown} | {counts.not_recorded} | {counts.rejected} |')
+                     f'{unknown} | {counts.not_recorded} | {counts.rejected} | '
+                     f'{" | ".join(first)} |')
     return lines
 
 
-def _grounding_cell(counts: GroundingCounts, side: str, relation: str) -> str:
-    if counts.model_steps == 0:
+def _grounding_cell(counts: GroundingCounts, side: str, relation: str,
+                    first: bool = False) -> str:
+    steps = counts.first_steps if first else counts.model_steps
+    if steps == 0:
         return 'not recorded' if counts.not_recorded else '-'
     if side == 'place' and relation == TARGET and not counts.place_target:
         return 'no base'
-    count = (counts.picks if side == 'pick' else counts.places)[relation]
-    return rate_text(count, counts.model_steps)
+    if first:
+        count = (counts.first_picks if side == 'pick' else counts.first_places)[relation]
+    else:
+        count = (counts.picks if side == 'pick' else counts.places)[relation]
+    return rate_text(count, steps)
 
 
 def bar_chart(task_rows: Sequence[Row], path: Path, title: str) -> Path:

@@ -215,6 +215,8 @@ ENTRIES = [
     entry(L1, TASK, 2, [action(pick='target', place='other'),
                         action(pick='none', place='target')]),
     entry(L1, TASK, 3, [action(), action('random')], old=True),  # written before grounding
+    entry(L1, TASK, 4, [action(pick='none', place='none', executed=False, rejected='Unsafe'),
+                        action('random'), action(pick='none', place='target')]),
     entry(L1, 'rotate', 1, [action(pick='target', place='other')], place_targets=()),
     entry(L2, TASK, 1, [action(pick='unknown', place='none')], place_targets=(),
           roles='unknown: the env gives no task roles'),  # as VIMA-Bench's
@@ -233,19 +235,21 @@ def test_the_report_counts_executed_model_steps_and_reads_old_entries():
     table = markdown(task_rows, partition_rows, {
         'policy': 'p', 'env': 'sim', 'prompt_mode': 'hs', 'prompt_id': -1, 'decoder': 'llara',
         'decoding': 'greedy', 'max_steps': 8, 'on_parse_failure': 'random'})
-    # 4 executed model steps with fields (seeds 1, 2), 1 without (seed 3), 1 rejected.
+    # 5 executed model steps with fields (seeds 1, 2, 4), 1 without (seed 3), 2 rejected;
+    # first answers: each episode's first executed model step (seed 4: its third record).
     assert grounding_row(table, 'L1', TASK) == [
-        '4', '50.0 (2/4)', '25.0 (1/4)', '25.0 (1/4)', '50.0 (2/4)', '25.0 (1/4)', '25.0 (1/4)',
-        '0 / 0', '1', '1']
+        '5', '40.0 (2/5)', '20.0 (1/5)', '40.0 (2/5)', '60.0 (3/5)', '20.0 (1/5)', '20.0 (1/5)',
+        '0 / 0', '1', '2', '66.7 (2/3)', '66.7 (2/3)']
     assert grounding_row(table, 'L1', 'rotate')[4:7] == ['no base', '100.0 (1/1)', '0.0 (0/1)']
+    assert grounding_row(table, 'L1', 'rotate')[10:] == ['100.0 (1/1)', 'no base']
     assert grounding_row(table, 'L2', TASK)[:5] == ['1', '0.0 (0/1)', '0.0 (0/1)', '0.0 (0/1)',
                                                     '0.0 (0/1)']  # no roles: no 'no base'
     assert grounding_row(table, 'L2', TASK)[7] == '1 / 0'
     assert grounding_row(table, 'L2', 'rotate') == ['0'] + ['not recorded'] * 6 + [
-        '0 / 0', '1', '0']
+        '0 / 0', '1', '0'] + ['not recorded'] * 2
     assert grounding_row(table, 'L1', '**all**')[:2] == [
-        '5', '60.0 (3/5)']
-    assert re.search(r'^\| L1 \| visual_manipulation \| 0\.0 \(0/3\) \|', table, re.M)
+        '6', '50.0 (3/6)']
+    assert re.search(r'^\| L1 \| visual_manipulation \| 0\.0 \(0/4\) \|', table, re.M)
 
 
 def write_results(directory, entries) -> None:
