@@ -12,8 +12,9 @@ One config (recipe_config.RecipeConfig; configs/demo_recipe.yaml), one command:
   DIR/run/recipe_summary.json  timings, success per task and partition, the machine
   DIR/recipe_config.yaml       the resolved config
 `--curve`: per size N of curve.episodes_per_task, runs DIR/curve/aux-nN (the stages on the
-first N training episodes of each task by seed, or fewer where a stage asks fewer) and DIR/curve/noaux-nN (one stage on their
-main set with the stages' total steps), each evaluated on the same test seeds, then
+first N training episodes of each task by seed, or fewer where a stage asks fewer) and
+DIR/curve/noaux-nN (one stage on their main set with the stages' total steps), each
+evaluated on the same test seeds, then
 DIR/curve/aux_curve.csv/.png/.md. `--jobs N` trains N runs at once (spawned processes).
 `--ship SHIP_DIR` copies the final model and the reports there (refused over the weight
 budget). Resumable: a stage with final weights and an evaluation holding every episode are
@@ -168,8 +169,11 @@ def _convert(config: RecipeConfig, out: Path, say: Printer) -> float:
 
 def _model(config: RecipeConfig, out: Path, episodes: dict[str, list[str]],
            say: Printer) -> float:
-    """Make the random model; `frame_mean: data` is over the first stage's episodes' frames
-    (the model is made for the data it first learns from)."""
+    """Make the random model (`model/`), unless it exists.
+
+    `frame_mean: data` takes the mean of the first stage's episodes' frames: the model is made
+    for the data it first learns from.
+    """
     model = out / 'model'
     if (model / 'config.json').is_file():
         say(f'small-model: {model} exists: skipped (made before with the same model section)')

@@ -131,7 +131,7 @@ def plan_runs(config: RecipeConfig, out: Path, episodes: dict[str, list[str]], c
 
 
 def _first(episodes: dict[str, list[str]], size: int, what: str) -> tuple[tuple[str, ...], str]:
-    """The first `size` episodes of each task (0: all) and their subset folder name."""
+    """Return the first `size` episodes of each task (0: all) and their subset folder name."""
     if not size:
         return tuple(name for names in episodes.values() for name in names), 'all'
     short = {task: len(names) for task, names in episodes.items() if len(names) < size}
@@ -143,7 +143,7 @@ def _first(episodes: dict[str, list[str]], size: int, what: str) -> tuple[tuple[
 
 def _plan(config: RecipeConfig, out: Path, name: str, arm: str, size: int,
           episodes: dict[str, list[str]], stages, protocol, started: float) -> RunPlan:
-    """A run on the first `size` episodes per task (0: all); a stage's own size caps it."""
+    """Plan a run on the first `size` episodes per task (0: all); a stage's own size caps it."""
     ids, _ = _first(episodes, size, f'run {name}')
     if not ids:
         raise ConfigError(f'recipe run {name}: no converted training episode (see the '

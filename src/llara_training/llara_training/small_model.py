@@ -8,10 +8,10 @@ overriding the preset's value. The directory is a complete Hugging Face model th
 printed, so a shipping budget (the demo checkpoint: at most 25 MB) is checked before training.
 """
 import argparse
+from collections.abc import Sequence
 from dataclasses import fields, replace
 import math
 from pathlib import Path
-from typing import Sequence
 
 from llara_policy.errors import ConfigError, LlaraError
 from llara_policy.model.tiny_models import DEMO, SMALL_30M, TINY, TinySpec
