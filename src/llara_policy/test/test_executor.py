@@ -20,10 +20,10 @@ from llara_policy.arms.base import (
     STATE_STOPPED,
     VACUUM_OFF,
 )
-from llara_policy.arms.executor import (
+from llara_policy.arms.executor import Executor
+from llara_policy.arms.executor_types import (
     ErrorCode,
     ExecutionCanceledError,
-    Executor,
     ExecutorBusyError,
     ExecutorConfig,
     ExecutorFaultedError,

@@ -24,7 +24,7 @@ from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ExecutedStep
 from llara_msgs.srv import ResetExecutor, StopExecutor
 from llara_policy.arms.base import CODE_HAS_ERROR, ERROR_COLLISION, STATE_READY
-from llara_policy.arms.executor import ErrorCode, ExecutorConfig, ExecutorState, Phase
+from llara_policy.arms.executor_types import ErrorCode, ExecutorConfig, ExecutorState, Phase
 from llara_policy.errors import CalibrationError, ConfigError
 from llara_policy.geometry.calibration import save_calibration
 from llara_policy.ros.convert import step_to_msg

@@ -17,7 +17,7 @@ from std_msgs.msg import String
 from llara_msgs.action import RunTask
 from llara_msgs.msg import ActionPlan, PolicyStatus
 from llara_msgs.srv import ResetExecutor
-from llara_policy.arms.executor import ErrorCode, ExecutorState
+from llara_policy.arms.executor_types import ErrorCode, ExecutorState
 from llara_policy.camera import CameraSource
 from llara_policy.errors import SimError, UnsafeTargetError
 from llara_policy.model.tiny_models import save_tiny_llava

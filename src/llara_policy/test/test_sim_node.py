@@ -21,7 +21,7 @@ from sim_points import missing_step
 from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ActionPlan, SimStatus
 from llara_msgs.srv import SimReset
-from llara_policy.arms.executor import ErrorCode
+from llara_policy.arms.executor_types import ErrorCode
 from llara_policy.errors import ConfigError
 from llara_policy.ros import convert
 from llara_policy.ros.image_conversion import image_to_numpy

@@ -21,8 +21,8 @@ import pybullet as p
 import pytest
 
 from llara_policy.arms.base import TableActuator
-from llara_policy.arms.executor import (
-    Executor,
+from llara_policy.arms.executor import Executor
+from llara_policy.arms.executor_types import (
     ExecutorConfig,
     ExecutorFaultedError,
     ExecutorState,

@@ -15,7 +15,7 @@ from std_msgs.msg import Header
 from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ActionPlan, ExecutedStep
 from llara_msgs.msg import ActionStep as ActionStepMsg
-from llara_policy.arms.executor import (
+from llara_policy.arms.executor_types import (
     ErrorCode,
     ExecutionFailure,
     ExecutionResult,

@@ -25,10 +25,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from llara_msgs.action import ExecuteStep
 from llara_msgs.msg import ExecutedStep
 from llara_msgs.srv import ResetExecutor, StopExecutor
-from llara_policy.arms.executor import (
+from llara_policy.arms.executor import Executor
+from llara_policy.arms.executor_types import (
     ErrorCode,
     ExecutionResult,
-    Executor,
     ExecutorBusyError,
     ExecutorConfig,
     MappedStep,

@@ -13,7 +13,7 @@ from typing import Any
 
 from rclpy.node import Node
 
-from llara_policy.arms.executor import ExecutorConfig
+from llara_policy.arms.executor_types import ExecutorConfig
 from llara_policy.arms.primitives import PickPlaceConfig, SweepConfig
 from llara_policy.errors import CalibrationError, ConfigError
 from llara_policy.execution import ModelFrameMapper

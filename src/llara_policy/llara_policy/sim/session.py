@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from llara_policy.arms.executor import ExecutionResult, ExecutorConfig
+from llara_policy.arms.executor_types import ExecutionResult, ExecutorConfig
 from llara_policy.errors import LlaraError, SimError
 from llara_policy.execution import ModelFrameMapper
 from llara_policy.sim.env import SIM_PICK_PLACE, SIM_SWEEP, SimEnv, SimEnvConfig

@@ -10,7 +10,7 @@ VIMA env per process: another task closes the env before the new one is made.
 from collections.abc import Callable
 from typing import Optional
 
-from llara_policy.arms.executor import ExecutionResult, ExecutorConfig
+from llara_policy.arms.executor_types import ExecutionResult, ExecutorConfig
 from llara_policy.errors import ArmError, LlaraError, SimError
 from llara_policy.execution import TableAction
 from llara_policy.sim.env import StepResult
