@@ -69,11 +69,13 @@ def write_run_summary(plan: RunPlan, result: dict, phases: dict, host: dict) -> 
 def run_seconds(result: dict, earlier: dict) -> dict:
     """Seconds per stage and of the evaluation.
 
-    This invocation's, or for a part it skipped the seconds `earlier` (a previous summary's
-    'seconds') recorded (0 when none).
+    This invocation's, or for a part it skipped the seconds its stage record
+    (`stage_result.json`) or else `earlier` (a previous summary's 'seconds') recorded (0 when
+    none).
     """
-    seconds = {stage['name']: earlier.get('stages', {}).get(stage['name'], 0.0)
-               if stage['skipped'] else stage['seconds'] for stage in result['stages']}
+    seconds = {stage['name']: stage.get('seconds')
+               or earlier.get('stages', {}).get(stage['name'], 0.0)
+               for stage in result['stages']}
     evaluated = earlier.get('eval', 0.0) if result['eval'].get('skipped') else \
         result['eval']['seconds']
     return {'stages': seconds, 'eval': evaluated}
