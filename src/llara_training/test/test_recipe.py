@@ -2,9 +2,9 @@
 
 One run of the whole command (3 visual_manipulation episodes, the tiny preset, stages of 2-3
 steps, the first on the first 2 episodes only, 1 evaluation episode, the curve at 1 and 2
-episodes with --jobs 2) is shared by the tests; expected values come from the episode store, the conversion's documented layout
-(inBC: one sample per episode step; a mixture takes int(ratio x main) of each aux set) and the
-config, never from the recipe's own reports.
+episodes with --jobs 2) is shared by the tests; expected values come from the episode store,
+the conversion's documented layout (inBC: one sample per episode step; a mixture takes
+int(ratio x main) of each aux set) and the config, never from the recipe's own reports.
 """
 import contextlib
 import csv
@@ -197,6 +197,9 @@ def test_a_rerun_skips_what_is_done_and_ship_refuses_weights_over_the_budget(don
     summary = root / 'out' / 'run' / 'recipe_summary.json'
     first = json.loads(summary.read_text())['seconds']
     assert first['eval'] > 0 and all(value > 0 for value in first['stages'].values())
+    curve_summary = root / 'out' / 'curve' / 'aux-n1' / 'recipe_summary.json'
+    curve_first = json.loads(curve_summary.read_text())['seconds']['stages']
+    curve_summary.unlink()  # its stages' own records still say what they cost
     status, output, seconds = recipe('--config', str(root / 'tiny_recipe.yaml'), '--out',
                                      str(root / 'out'), '--curve', '--ship',
                                      str(root / 'ship2'), '--ship-limit-mb', '0.01')
@@ -213,6 +216,7 @@ def test_a_rerun_skips_what_is_done_and_ship_refuses_weights_over_the_budget(don
     # The rerun skipped everything: the summary still says what training and evaluation cost.
     again = json.loads(summary.read_text())['seconds']
     assert again['eval'] == first['eval'] and again['stages'] == first['stages']
+    assert json.loads(curve_summary.read_text())['seconds']['stages'] == curve_first
 
 
 def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path):
@@ -259,7 +263,8 @@ def test_the_demo_recipe_config_loads_and_an_unknown_key_fails_the_command(tmp_p
     from llara_training.recipe_config import load_recipe
 
     demo = load_recipe(Path(__file__).resolve().parents[1] / 'configs' / 'demo_recipe.yaml')
-    assert [s.name for s in demo.stages] == ['align', 'tune']
+    assert [(s.name, s.episodes_per_task) for s in demo.stages] == [
+        ('align', 2000), ('tune', 2000), ('more', 0)]
     config = tmp_path / 'bad.yaml'
     config.write_text(yaml.safe_dump({**CONFIG, 'model': {'preset': 'tiny', 'sqush': True}}))
     status, output, _ = recipe('--config', str(config), '--out', str(tmp_path / 'out'))
