@@ -324,7 +324,7 @@ def _evaluate(plan: RunPlan, say: Printer) -> dict:
     config = _eval_config(plan, plan.eval_partitions, plan.eval_tasks)
     log = plan.directory / EVAL_LOG
     results = plan.eval_dir / 'results.json'
-    done = json.loads(results.read_text()) if results.is_file() else {}
+    done = _earlier_results(plan, config, results)
     if (plan.eval_dir / 'results.md').is_file() and all(tid(*item) in done
                                                         for item in config.items()):
         say(f'eval: {plan.eval_dir} holds every episode: skipped (evaluated before)')
@@ -352,6 +352,29 @@ def _evaluate(plan: RunPlan, say: Printer) -> dict:
     say(f'eval: done in {seconds:.1f} s; reports {plan.eval_dir}/results.md, success.png')
     return {'seconds': round(seconds, 1), 'skipped': False, 'errors': errors,
             **eval_rows(plan.eval_dir)}
+
+
+def _earlier_results(plan: RunPlan, config, results: Path) -> dict:
+    """Return the run's earlier results; ConfigError unless made of its final weights.
+
+    Adding a stage changes the final weights' directory; retraining a stage rewrites them:
+    either way the report there is of another model, which must not pass for this one's.
+    """
+    from llara_training.eval_report import ResultStore
+
+    if not results.is_file():
+        return {}
+    try:  # the protocol check of a resumed evaluation: another policy, prompt, decoding...
+        ResultStore(plan.eval_dir, config.global_args())
+    except ConfigError as error:
+        raise ConfigError(f'{error}. The recipe evaluates its final weights: move '
+                          f'{plan.eval_dir} aside and rerun') from None
+    weights = [plan.model_dir / name for name in WEIGHT_FILES
+               if (plan.model_dir / name).is_file()]
+    if any(path.stat().st_mtime > results.stat().st_mtime for path in weights):
+        raise ConfigError(f'{results} was written before the weights of {plan.model_dir} '
+                          '(retrained since); remove that evaluation directory')
+    return json.loads(results.read_text())
 
 
 def _eval_config(plan: RunPlan, partitions, tasks):
