@@ -239,6 +239,39 @@ def test_a_rerun_with_other_stage_episodes_is_refused(done, tmp_path):
     assert status == 2 and 'the training episodes) than the recipe now asks' in output
 
 
+def test_an_evaluation_of_other_weights_is_not_taken_for_the_final_ones(done, tmp_path):
+    import os
+    import shutil
+
+    root, _, _ = done
+    out, run = root / 'out', root / 'out' / 'run'
+    results = run / 'eval' / 'results.json'
+    report = results.read_bytes()
+    longer = json.loads(json.dumps(CONFIG))  # a stage added: the final weights move
+    longer['stages'].append({'name': 'more', 'data': 'mixture', 'train': {
+        'prompt_format': 'vicuna_v1', 'max_steps': 1, 'per_device_batch_size': 2}})
+    config = tmp_path / 'longer.yaml'
+    config.write_text(yaml.safe_dump(longer))
+    try:
+        status, output, _ = recipe('--config', str(config), '--out', str(out))
+        assert status == 2 and 'holds results of another protocol' in output, output[-2000:]
+        assert f"policy '{run / 'tune'}' -> '{run / 'more'}'" in output
+        assert 'move' in output and 'aside' in output
+        assert results.read_bytes() == report
+    finally:
+        shutil.rmtree(run / 'more', ignore_errors=True)
+    # The same final weights retrained after their evaluation: refused too.
+    weights = run / 'tune' / 'model.safetensors'
+    before = weights.stat()
+    later = results.stat().st_mtime + 60
+    os.utime(weights, (later, later))
+    try:
+        status, output, _ = recipe('--config', str(root / 'tiny_recipe.yaml'), '--out', str(out))
+        assert status == 2 and 'retrained since' in output, output[-2000:]
+    finally:
+        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 @pytest.mark.parametrize('change, named', [
     ({'evaluation': {}}, 'evaluation'),
     ({'evaluate': {'episodes': 1, 'episode': 2}}, 'episode'),
@@ -264,7 +297,7 @@ def test_the_demo_recipe_config_loads_and_an_unknown_key_fails_the_command(tmp_p
 
     demo = load_recipe(Path(__file__).resolve().parents[1] / 'configs' / 'demo_recipe.yaml')
     assert [(s.name, s.episodes_per_task) for s in demo.stages] == [
-        ('align', 2000), ('tune', 2000), ('more', 0)]
+        ('align', 2000), ('tune', 2000), ('more', 0), ('anneal', 0)]
     config = tmp_path / 'bad.yaml'
     config.write_text(yaml.safe_dump({**CONFIG, 'model': {'preset': 'tiny', 'sqush': True}}))
     status, output, _ = recipe('--config', str(config), '--out', str(tmp_path / 'out'))
