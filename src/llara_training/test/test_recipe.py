@@ -219,23 +219,25 @@ def test_a_rerun_skips_what_is_done_and_ship_refuses_weights_over_the_budget(don
     assert json.loads(curve_summary.read_text())['seconds']['stages'] == curve_first
 
 
-def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path):
-    root, _, _ = done
+def rerun_changed(root: Path, tmp_path: Path, change) -> tuple[int, str]:
+    """Rerun the recipe in the fixture's directory with CONFIG as `change(config)` leaves it."""
     changed = json.loads(json.dumps(CONFIG))
-    changed['stages'][1]['train']['max_steps'] = 4
+    change(changed)
     config = tmp_path / 'changed.yaml'
     config.write_text(yaml.safe_dump(changed))
     status, output, _ = recipe('--config', str(config), '--out', str(root / 'out'))
+    return status, output
+
+
+def test_a_rerun_with_other_stage_settings_is_refused_naming_them(done, tmp_path):
+    status, output = rerun_changed(done[0], tmp_path, lambda config: config['stages'][1][
+        'train'].update(max_steps=4))
     assert status == 2 and 'trained with other settings (max_steps)' in output
 
 
 def test_a_rerun_with_other_stage_episodes_is_refused(done, tmp_path):
-    root, _, _ = done
-    changed = json.loads(json.dumps(CONFIG))
-    changed['stages'][0]['episodes_per_task'] = 1
-    config = tmp_path / 'changed.yaml'
-    config.write_text(yaml.safe_dump(changed))
-    status, output, _ = recipe('--config', str(config), '--out', str(root / 'out'))
+    status, output = rerun_changed(done[0], tmp_path, lambda config: config['stages'][0].update(
+        episodes_per_task=1))
     assert status == 2 and 'the training episodes) than the recipe now asks' in output
 
 
@@ -244,16 +246,14 @@ def test_an_evaluation_of_other_weights_is_not_taken_for_the_final_ones(done, tm
     import shutil
 
     root, _, _ = done
-    out, run = root / 'out', root / 'out' / 'run'
+    run = root / 'out' / 'run'
     results = run / 'eval' / 'results.json'
     report = results.read_bytes()
-    longer = json.loads(json.dumps(CONFIG))  # a stage added: the final weights move
-    longer['stages'].append({'name': 'more', 'data': 'mixture', 'train': {
-        'prompt_format': 'vicuna_v1', 'max_steps': 1, 'per_device_batch_size': 2}})
-    config = tmp_path / 'longer.yaml'
-    config.write_text(yaml.safe_dump(longer))
-    try:
-        status, output, _ = recipe('--config', str(config), '--out', str(out))
+    more = {'name': 'more', 'data': 'mixture', 'train': {
+        'prompt_format': 'vicuna_v1', 'max_steps': 1, 'per_device_batch_size': 2}}
+    try:  # a stage added: the final weights move
+        status, output = rerun_changed(root, tmp_path, lambda config: config['stages'].append(
+            more))
         assert status == 2 and 'holds results of another protocol' in output, output[-2000:]
         assert f"policy '{run / 'tune'}' -> '{run / 'more'}'" in output
         assert 'move' in output and 'aside' in output
@@ -266,7 +266,7 @@ def test_an_evaluation_of_other_weights_is_not_taken_for_the_final_ones(done, tm
     later = results.stat().st_mtime + 60
     os.utime(weights, (later, later))
     try:
-        status, output, _ = recipe('--config', str(root / 'tiny_recipe.yaml'), '--out', str(out))
+        status, output = rerun_changed(root, tmp_path, lambda config: None)
         assert status == 2 and 'retrained since' in output, output[-2000:]
     finally:
         os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
