@@ -31,6 +31,7 @@ from llara_training.train_config import TrainConfig, coerce_value, read_yaml
 DATA_KINDS = ('aux', 'mixture', 'main')
 # How the model normalizes frames: CLIP's mean, or the training frames' own (model.frame_mean).
 FRAME_MEANS = ('clip', 'data')
+MAX_MISSED_RATIO = 10  # missed-attempt samples per main sample, at most
 RECIPE_PATH_KEYS = ('model_path', 'data_path', 'image_folder', 'output_dir')
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 _RESERVED_STAGE_NAMES = ('eval',)
@@ -178,12 +179,16 @@ class StageSection:
     `episodes_per_task`: the stage trains on the first N training episodes of each task (by
     seed), like a curve size; 0, the default, is every training episode. A stage on a subset
     followed by one on everything is how a small set is learnt first and then widened.
+    `missed_attempts`: missed-attempt samples (llara_training.retries) per main sample added to
+    the stage's data (0, the default: none), so that the answers after a missed pick are
+    learnt too.
     """
 
     name: str
     data: str
     train: dict = field(default_factory=dict)
     episodes_per_task: int = 0
+    missed_attempts: float = 0.0
 
     def __post_init__(self):
         _check_types('stages', self)
@@ -196,6 +201,11 @@ class StageSection:
         if self.data not in DATA_KINDS:
             raise ConfigError(f'recipe stage {self.name!r}: data must be one of '
                               f'{", ".join(DATA_KINDS)}, got {self.data!r}')
+        if not 0 <= self.missed_attempts <= MAX_MISSED_RATIO or \
+                (self.missed_attempts and self.data == 'aux'):
+            raise ConfigError(f'recipe stage {self.name!r}: missed_attempts is a ratio in [0, '
+                              f'{MAX_MISSED_RATIO}] on main or mixture data (aux data has no '
+                              f'steps to miss), got {self.missed_attempts!r} on {self.data!r}')
         object.__setattr__(self, 'train', _train_values(f'stage {self.name!r} train',
                                                         self.train))
 

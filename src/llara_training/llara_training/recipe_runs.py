@@ -47,6 +47,7 @@ class StagePlan:
     data: str
     train: object  # TrainConfig (imported lazily: recipe_config stays light)
     episode_ids: tuple[str, ...]
+    missed_attempts: float = 0.0  # missed-attempt samples per main sample (retries.py)
 
     def episodes_digest(self) -> str:
         """Return a digest of the stage's training episode ids (a finished stage must match)."""
@@ -122,7 +123,8 @@ def plan_runs(config: RecipeConfig, out: Path, episodes: dict[str, list[str]], c
     last = config.stages[-1]
     total_steps = sum(config.train_config(s, 'm', 'd', 'i', 'o').max_steps
                       for s in config.stages)
-    noaux = StageSection(last.name, 'main', {**last.train, 'max_steps': total_steps})
+    noaux = StageSection(last.name, 'main', {**last.train, 'max_steps': total_steps},
+                         missed_attempts=last.missed_attempts)
     for size in config.curve.episodes_per_task:
         for arm, stages in (('aux', config.stages), ('noaux', (noaux,))):
             runs.append(_plan(config, out, f'{CURVE_DIR}/{arm}-n{size}', arm, size, episodes,
@@ -153,10 +155,11 @@ def _plan(config: RecipeConfig, out: Path, name: str, arm: str, size: int,
     for stage in stages:
         cap = min(filter(None, (size, stage.episodes_per_task)), default=0)
         stage_ids, subset = _first(episodes, cap, f'stage {stage.name!r} of run {name}')
+        missed = f'-missed{stage.missed_attempts:g}' if stage.missed_attempts else ''
         train = config.train_config(stage, str(model_path),
-                                    str(data / 'subsets' / subset / f'{stage.data}.json'),
+                                    str(data / 'subsets' / subset / f'{stage.data}{missed}.json'),
                                     str(data / 'images'), str(directory / stage.name))
-        plans.append(StagePlan(stage.name, stage.data, train, stage_ids))
+        plans.append(StagePlan(stage.name, stage.data, train, stage_ids, stage.missed_attempts))
         model_path = directory / stage.name
     partitions, tasks, count = protocol
     return RunPlan(name, directory, arm, size, ids, tuple(plans), tuple(partitions),
@@ -197,9 +200,31 @@ def write_run_data(plan: RunPlan, written: set[str]) -> list[str]:
             sets = [MAIN] if stage.data == 'main' else aux
             count = write_sets(layout, stage.episode_ids, sets, path)
             what = ' + '.join(sets)
+        if stage.missed_attempts:
+            added = _add_missed_attempts(path, stage.missed_attempts, convert.seed)
+            count, what = count + added, f'{what} + missed attempts {added}'
         written.add(str(path))
         lines.append(f'{path}: {count} samples ({what}) of {len(stage.episode_ids)} episodes')
     return lines
+
+
+def _add_missed_attempts(path: Path, ratio: float, seed: int) -> int:
+    """Append missed-attempt samples of the main samples to the data file; return how many.
+
+    The main samples are the file's own (main data) or the subset's main set that `merge`
+    wrote next to the mixture.
+    """
+    from llara_training.retries import missed_attempt_samples
+
+    main_path = path if path.name.startswith(MAIN) else path.parent / f'{MAIN}.json'
+    samples = json.loads(path.read_text())
+    main = samples if main_path == path else json.loads(main_path.read_text())
+    added = missed_attempt_samples(main, ratio, seed)
+    temporary = path.with_name(path.name + '.tmp')
+    temporary.write_text('[\n' + ',\n'.join(json.dumps(item) for item in samples + added)
+                         + '\n]\n')
+    temporary.replace(path)
+    return len(added)
 
 
 class Printer:

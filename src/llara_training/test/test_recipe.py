@@ -32,7 +32,7 @@ CONFIG = {
     'stages': [
         {'name': 'align', 'data': 'aux', 'episodes_per_task': 2,
          'train': {'prompt_format': 'plain', 'max_steps': 2, 'per_device_batch_size': 4}},
-        {'name': 'tune', 'data': 'mixture',
+        {'name': 'tune', 'data': 'mixture', 'missed_attempts': 1,
          'train': {'prompt_format': 'vicuna_v1', 'max_steps': 3, 'per_device_batch_size': 2}}],
     'train_defaults': {'mode': 'full', 'freeze_vision_tower': False, 'pad_to_square': False,
                        'device': 'cpu', 'cpu_threads': 1, 'bf16': False,
@@ -102,11 +102,20 @@ def test_stages_chain_and_train_on_their_data(done):
     assert {r['id'].split('/')[0] for r in aux} == {'obj_det', 'obj_loc'}
     assert {episode_of(r) for r in aux} == set(training_episodes(root, 2))  # its 2 first
     mixture = records(tune['data_path'])
-    main_records = [r for r in mixture if '/' not in r['id']]
+    main_records = [r for r in mixture if '/' not in r['id'] and '_miss' not in r['id']]
     assert len(main_records) == sum(steps.values())  # inBC: one sample per step
     for name in ('obj_det', 'obj_loc'):  # ratio 1: as many as main samples
         assert sum(r['id'].startswith(name + '/') for r in mixture) == len(main_records)
-    assert len(mixture) == 3 * len(main_records)
+    # missed_attempts 1: one more sample per main sample, its history ending in missed picks
+    missed = {r['id']: r for r in mixture if '_miss' in r['id']}
+    assert sorted(missed) == sorted(f"{r['id']}_miss0" for r in main_records)
+    for record in main_records:
+        twin = missed[f"{record['id']}_miss0"]
+        assert twin['image'] == record['image']
+        question = twin['conversations'][0]['value']
+        assert question.startswith(record['conversations'][0]['value'] + '\n')
+        assert 'You have finished: Step 1: Pick up the object at' in question
+    assert len(mixture) == 4 * len(main_records)
     assert {episode_of(r) for r in mixture} <= set(steps)
     for stage in ('align', 'tune'):
         assert (run / stage / 'model.safetensors').is_file()
@@ -147,9 +156,11 @@ def test_curve_arms_take_equal_steps_on_the_first_episodes_by_seed(done):
         for config in configs:  # align's own 2 episodes are capped by the curve's size
             data = records(config['data_path'])
             assert {episode_of(r) for r in data} == set(selected)
-        if arm == 'noaux':  # the main (inBC) set alone, in the served format
-            assert configs[0]['prompt_format'] == 'vicuna_v1'
-            assert all('/' not in r['id'] for r in records(configs[0]['data_path']))
+        if arm == 'noaux':  # the main (inBC) set alone (and its missed attempts, as the
+            assert configs[0]['prompt_format'] == 'vicuna_v1'  # last stage), served format
+            data = records(configs[0]['data_path'])
+            assert all('/' not in r['id'] for r in data)
+            assert sum('_miss' in r['id'] for r in data) == len(data) / 2
         evaluated = json.loads((run / 'eval' / 'results.json').read_text())
         assert set(evaluated) - {'global'} == {f'placement_generalization/{TASK}/{EVAL_SEED}'}
     assert (curve / 'aux_curve.png').stat().st_size > 0
@@ -286,6 +297,10 @@ def test_an_evaluation_of_other_weights_is_not_taken_for_the_final_ones(done, tm
     ({'stages': [{'name': 'a', 'data': 'main', 'episodes_per_task': 4,
                   'train': {'max_steps': 2}}]}, 'episodes_per_task 4 exceeds the 3 seeds'),
     ({'model': {'preset': 'tiny', 'vision_feature_layer': 0}}, 'vision_feature_layer'),
+    ({'stages': [{'name': 'a', 'data': 'aux', 'missed_attempts': 1,
+                  'train': {'max_steps': 2}}]}, 'aux data has no steps to miss'),
+    ({'stages': [{'name': 'a', 'data': 'main', 'missed_attempts': -0.5,
+                  'train': {'max_steps': 2}}]}, 'missed_attempts is a ratio'),
 ])
 def test_config_errors_name_the_key(change, named):
     with pytest.raises(ConfigError, match=named):
@@ -296,8 +311,9 @@ def test_the_demo_recipe_config_loads_and_an_unknown_key_fails_the_command(tmp_p
     from llara_training.recipe_config import load_recipe
 
     demo = load_recipe(Path(__file__).resolve().parents[1] / 'configs' / 'demo_recipe.yaml')
-    assert [(s.name, s.episodes_per_task) for s in demo.stages] == [
-        ('align', 2000), ('tune', 2000), ('more', 0), ('anneal', 0)]
+    assert [(s.name, s.episodes_per_task, s.missed_attempts) for s in demo.stages] == [
+        ('align', 2000, 0), ('tune', 2000, 0), ('more', 0, 0), ('anneal', 0, 0),
+        ('retry', 0, 1), ('retry2', 0, 2)]
     config = tmp_path / 'bad.yaml'
     config.write_text(yaml.safe_dump({**CONFIG, 'model': {'preset': 'tiny', 'sqush': True}}))
     status, output, _ = recipe('--config', str(config), '--out', str(tmp_path / 'out'))
