@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
+from llara_bringup.launch import ERROR_PREFIX as LAUNCHER_ERROR  # its own error lines
 
 
 def domain_id(domain_seed: int) -> int:

@@ -32,7 +32,7 @@ from llara_bringup.demo_outputs import (
     write_outputs,
 )
 from llara_bringup.graphs import PACKAGE, TEST_SEED_BASE, task_list
-from llara_bringup.launch import child_setup, libc_prctl
+from llara_bringup.launch import ERROR_PREFIX, child_setup, libc_prctl
 from llara_policy.model.config import DTYPES, RECIPE_CONFIG_FILE
 from llara_policy.sim.episode import SEED_RANGES, Split
 from llara_policy.task_loop import LLARA_MAX_STEPS
@@ -41,7 +41,6 @@ DEFAULT_TASKS = 'visual_manipulation,rotate'
 DEMO_POLICY = Path('models') / 'demo_policy'  # relative to the package (source or share)
 RECIPE = 'src/llara_training/configs/demo_recipe.yaml'
 REPORT_DTYPE = 'report'  # --dtype: the dtype of the policy's evaluation report
-LAUNCHER_ERROR = 'llara_bringup.launch: '  # the launcher's own error lines start with this
 TOTAL_LINE = re.compile(r'success: (\d+)/(\d+)$')
 TABLE_HEADER = re.compile(r'task\s+success\s+rate$')
 TABLE_ROW = re.compile(r'(\S+)\s+(\d+)/(\d+)\s+\d+%$')
@@ -177,7 +176,7 @@ def run_graph(label: str, cmd: list[str], args: argparse.Namespace) -> RunResult
     """One launcher run, parsed; DemoError with the launcher's own report when it failed."""
     code, lines = stream_launcher(label, cmd)
     if code != 0:
-        first = next((k for k, line in enumerate(lines) if line.startswith(LAUNCHER_ERROR)),
+        first = next((k for k, line in enumerate(lines) if line.startswith(ERROR_PREFIX)),
                      max(len(lines) - 5, 0))
         report = '\n  '.join(lines[first:]) or '(no output)'
         raise DemoError(f'the {label} run failed: the launcher exited with code {code}:\n  '

@@ -42,6 +42,8 @@ from llara_bringup.graphs import (
     typed_arguments,
 )
 
+ERROR_PREFIX = 'llara_bringup.launch: '  # starts each of the launcher's own error lines
+
 GRAPH_TIMEOUT_S = 180.0  # model loading included; the sim graph is normally up in seconds
 SHUTDOWN_TIMEOUT_S = 10.0
 STACK_DUMP_WAIT_S = 1.0  # for a hung node's stack dump (SIGUSR1) to reach its output
@@ -298,14 +300,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if graph.unsupported:
             raise LaunchError(f'{graph.launch_file} cannot run yet: {graph.unsupported}')
     except LaunchError as err:
-        print(f'llara_bringup.launch: {err}', file=sys.stderr)
+        print(f'{ERROR_PREFIX}{err}', file=sys.stderr)
         return 2
     try:
         # Held by the nodes too (an inherited descriptor): the domain stays taken until the
         # last of them has exited, even when this launcher is killed first.
         domain_claim = claim_domain(current_domain())
     except DomainError as err:
-        print(f'llara_bringup.launch: {err}', file=sys.stderr)
+        print(f'{ERROR_PREFIX}{err}', file=sys.stderr)
         return 1
     params_file = config_path(graph)
     prctl = libc_prctl()
@@ -332,7 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _check_alive(children)
             time.sleep(0.5)
     except LaunchError as err:
-        print(f'llara_bringup.launch: {err}', file=sys.stderr, flush=True)
+        print(f'{ERROR_PREFIX}{err}', file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         say('[launch] interrupted: stopping the graph')
