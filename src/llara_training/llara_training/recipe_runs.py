@@ -390,7 +390,7 @@ def _earlier_results(plan: RunPlan, config, results: Path) -> dict:
     if not results.is_file():
         return {}
     try:  # the protocol check of a resumed evaluation: another policy, prompt, decoding...
-        ResultStore(plan.eval_dir, config.global_args())
+        store = ResultStore(plan.eval_dir, config.global_args())
     except ConfigError as error:
         raise ConfigError(f'{error}. The recipe evaluates its final weights: move '
                           f'{plan.eval_dir} aside and rerun') from None
@@ -399,7 +399,7 @@ def _earlier_results(plan: RunPlan, config, results: Path) -> dict:
     if any(path.stat().st_mtime > results.stat().st_mtime for path in weights):
         raise ConfigError(f'{results} was written before the weights of {plan.model_dir} '
                           '(retrained since); remove that evaluation directory')
-    return json.loads(results.read_text())
+    return store.data
 
 
 def _eval_config(plan: RunPlan, partitions, tasks):
