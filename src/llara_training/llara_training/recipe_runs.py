@@ -201,24 +201,24 @@ def write_run_data(plan: RunPlan, written: set[str]) -> list[str]:
             count = write_sets(layout, stage.episode_ids, sets, path)
             what = ' + '.join(sets)
         if stage.missed_attempts:
-            added = _add_missed_attempts(path, stage.missed_attempts, convert.seed)
+            added = _add_missed_attempts(path, stage.data, stage.missed_attempts,
+                                         convert.seed)
             count, what = count + added, f'{what} + missed attempts {added}'
         written.add(str(path))
         lines.append(f'{path}: {count} samples ({what}) of {len(stage.episode_ids)} episodes')
     return lines
 
 
-def _add_missed_attempts(path: Path, ratio: float, seed: int) -> int:
+def _add_missed_attempts(path: Path, data: str, ratio: float, seed: int) -> int:
     """Append missed-attempt samples of the main samples to the data file; return how many.
 
-    The main samples are the file's own (main data) or the subset's main set that `merge`
-    wrote next to the mixture.
+    The main samples are the file's own (`data` main) or, for a mixture, the subset's main set
+    that `merge` wrote next to it.
     """
     from llara_training.retries import missed_attempt_samples
 
-    main_path = path if path.name.startswith(MAIN) else path.parent / f'{MAIN}.json'
     samples = json.loads(path.read_text())
-    main = samples if main_path == path else json.loads(main_path.read_text())
+    main = samples if data == MAIN else json.loads((path.parent / f'{MAIN}.json').read_text())
     added = missed_attempt_samples(main, ratio, seed)
     temporary = path.with_name(path.name + '.tmp')
     temporary.write_text('[\n' + ',\n'.join(json.dumps(item) for item in samples + added)

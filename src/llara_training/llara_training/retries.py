@@ -54,7 +54,10 @@ def missed_attempt_samples(samples: Sequence[dict], ratio: float, seed: int,
     whole, fraction = divmod(ratio, 1)
     written = []
     for source in samples:
-        name = source.get('id') if isinstance(source, dict) else source
+        if not isinstance(source, dict) or not source.get('id'):
+            raise ConfigError(f'missed attempts: a sample is a LLaVA JSON object with an id, '
+                              f'got {str(source)[:80]!r}')
+        name = source['id']
         extra = random.Random(f'{seed}:{name}:extra').random() < fraction
         for k in range(int(whole) + extra):
             rng = random.Random(f'{seed}:{name}:{k}')

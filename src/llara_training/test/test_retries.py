@@ -108,3 +108,5 @@ def test_bad_input_is_refused_naming_it(samples):
                                 {'from': 'gpt', 'value': 'no step here'}]}
     with pytest.raises(ConfigError, match='bad-7'):
         missed_attempt_samples([broken], 1, seed=0)
+    with pytest.raises(ConfigError, match='with an id'):
+        missed_attempt_samples([{'image': samples[0]['image']}], 1, seed=0)
